@@ -1,0 +1,132 @@
+#include "compiler/compiler.h"
+
+#include <chrono>
+#include <iostream>
+#include <mutex>
+
+#include "codegen/jit.h"
+#include "compiler/executor.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+CompiledModel::CompiledModel() = default;
+CompiledModel::~CompiledModel() = default;
+
+std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const CompileOptions &opts) {
+  std::unique_ptr<CompiledModel> cm(new CompiledModel());
+  cm->model_ = std::move(model);
+  cm->jit_ = std::make_unique<Jit>();
+  cm->jit_mutex_ = std::make_unique<std::mutex>();
+  auto t0 = std::chrono::steady_clock::now();
+  run_pipeline(cm->model_, opts, *cm->jit_, cm->stats_);
+  cm->stats_.seconds_passes = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, *cm->jit_, *cm->jit_mutex_);
+  std::vector<Kernel> kernels;
+  std::map<std::string, std::string> dedup;
+  cm->runner_->build(kernels, dedup);
+  cm->stats_.seconds_lower = seconds_since(t0);
+  cm->stats_.kernels = kernels.size();
+  if (opts.progress) std::cerr << "[kiln] lowered " << kernels.size() << " distinct kernels; compiling with LLVM\n";
+
+  t0 = std::chrono::steady_clock::now();
+  auto fns = cm->jit_->compile(kernels);
+  cm->runner_->bind(fns);
+  cm->stats_.seconds_llvm = seconds_since(t0);
+  if (opts.progress) std::cerr << "[kiln] LLVM done in " << cm->stats_.seconds_llvm << " s\n";
+  return cm;
+}
+
+std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inputs) const {
+  const Graph &g = *model_.graph;
+  std::vector<Tensor> ordered;
+  std::map<std::string, int64_t> bound;  // symbol -> value, consistent across inputs
+  for (const Value *v : g.inputs) {
+    auto it = inputs.find(v->name);
+    user_assert(it != inputs.end()) << "missing input '" << v->name << "' (" << dtype_name(v->dtype)
+                                    << shape_str(v->shape) << ")";
+    const Tensor &t = it->second;
+    user_assert(t.dtype() == v->dtype) << "input '" << v->name << "' has dtype " << dtype_name(t.dtype())
+                                       << ", the model expects " << dtype_name(v->dtype);
+    if (v->has_shape) {
+      user_assert(t.rank() == static_cast<int>(v->shape.size()))
+          << "input '" << v->name << "' has shape " << shape_str(t.shape()) << ", the model expects rank "
+          << v->shape.size() << " " << shape_str(v->shape);
+      for (size_t i = 0; i < v->shape.size(); ++i) {
+        const Dim &d = v->shape[i];
+        int64_t got = t.shape()[i];
+        if (d.is_const()) {
+          user_assert(d.value() == got) << "input '" << v->name << "' has shape " << shape_str(t.shape())
+                                        << ", the model expects " << shape_str(v->shape);
+        } else if (d.kind() == Dim::Kind::Sym) {
+          auto [b, fresh] = bound.emplace(d.name(), got);
+          user_assert(fresh || b->second == got) << "input '" << v->name << "': dim '" << d.name() << "' is " << got
+                                                 << " here but " << b->second << " in another input";
+        }
+      }
+    }
+    ordered.push_back(t);
+  }
+  for (auto &[name, t] : inputs) {
+    bool known = false;
+    for (const Value *v : g.inputs) known |= v->name == name;
+    user_assert(known) << "the model has no input named '" << name << "'";
+  }
+  return runner_->run(ordered, nullptr);
+}
+
+std::vector<std::string> CompiledModel::kernel_ir() const {
+  std::vector<std::string> out;
+  runner_->collect_ir(out);
+  return out;
+}
+
+std::vector<Tensor> evaluate_node(const Node &n, const std::vector<Tensor> &inputs, Jit &jit) {
+  std::vector<const Tensor *> ins;
+  for (auto &t : inputs) ins.push_back(t.defined() ? &t : nullptr);
+  std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
+  std::vector<OperandDesc> id, od;
+  for (auto *t : ins) {
+    OperandDesc d;
+    if (t) {
+      d.dtype = t->dtype();
+      d.shape = shape_from(t->shape());
+      d.value = t;
+    }
+    id.push_back(d);
+  }
+  std::vector<Tensor> outs(n.outputs.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    OperandDesc d;
+    if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
+      outs[i] = Tensor(shapes[i].dtype, shape_values(shapes[i].shape));
+      d.dtype = outs[i].dtype();
+      d.shape = shapes[i].shape;
+    }
+    od.push_back(d);
+  }
+  static int counter = 0;
+  std::string name = "fold" + std::to_string(counter++) + "_" + op_name(n.kind);
+  auto spec = build_kernel(n, id, od, name);
+  internal_assert(spec) << "constant folding of " << n.describe() << " needs values it was given";
+  auto fns = jit.compile({spec->kernel});
+  std::vector<void *> bufs;
+  for (auto *t : ins) {
+    if (t) bufs.push_back(const_cast<void *>(t->data()));
+  }
+  for (auto &o : outs) {
+    if (o.defined()) bufs.push_back(o.data());
+  }
+  fns.at(name)(bufs.data(), nullptr);
+  return outs;
+}
+
+}  // namespace kiln

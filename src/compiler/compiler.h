@@ -1,0 +1,63 @@
+// The compiler's front door: Model in, runnable CompiledModel out.
+//   import (onnx/) -> graph passes for the opt level (pipeline.cpp) -> lowering of every
+//   node to a Loop IR kernel -> one LLVM module -> ORC JIT -> GraphRunner
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace kiln {
+
+struct CompileOptions {
+  int opt_level = 0;
+  // Pins symbolic input dims: input name -> concrete shape (kiln run --shape).
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  std::string print_after;  // pass name whose output IR is printed to stderr ("all" for every pass)
+  bool progress = false;    // progress lines on stderr
+};
+
+struct CompileStats {
+  double seconds_passes = 0, seconds_lower = 0, seconds_llvm = 0;
+  size_t kernels = 0;         // distinct compiled kernels
+  size_t nodes = 0;           // nodes after graph passes
+  size_t folded = 0;          // nodes removed by constant folding
+};
+
+class GraphRunner;
+class Jit;
+
+class CompiledModel {
+ public:
+  static std::unique_ptr<CompiledModel> compile(Model model, const CompileOptions &opts = {});
+  ~CompiledModel();
+
+  const Model &model() const { return model_; }
+  const Graph &graph() const { return *model_.graph; }
+  const CompileStats &stats() const { return stats_; }
+
+  // Runs with named inputs; checks names, dtypes and shapes (user_error on mismatch).
+  // Returns the graph outputs in order.
+  std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
+  // The Loop IR of every kernel (for inspect --ir).
+  std::vector<std::string> kernel_ir() const;
+
+ private:
+  CompiledModel();
+  Model model_;
+  CompileStats stats_;
+  std::unique_ptr<Jit> jit_;
+  std::unique_ptr<std::mutex> jit_mutex_;
+  std::unique_ptr<GraphRunner> runner_;
+};
+
+// Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md).
+void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, CompileStats &stats);
+
+// Evaluates one node on concrete inputs with a freshly compiled kernel (constant folding
+// and tests use it).
+std::vector<Tensor> evaluate_node(const Node &n, const std::vector<Tensor> &inputs, Jit &jit);
+
+}  // namespace kiln

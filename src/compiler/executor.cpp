@@ -1,0 +1,344 @@
+#include "compiler/executor.h"
+
+#include <functional>
+
+#include "codegen/jit.h"
+#include "compiler/control_flow.h"
+#include "compiler/runtime_kernel.h"
+#include "support/error.h"
+
+namespace kiln {
+
+struct GraphRunner::Step {
+  const Node *node = nullptr;
+  ExecPath path = ExecPath::Codegen;
+  std::string kernel_name;  // canonical (deduplicated) kernel
+  std::string kernel_ir;
+  KernelFn fn = nullptr;
+  std::vector<std::pair<int, int>> dim_refs;
+  // Kernels that need input contents are specialized when they run, cached by key.
+  bool specialize = false;
+  mutable std::set<int> value_inputs;
+  mutable std::map<std::string, std::pair<KernelFn, std::vector<std::pair<int, int>>>> cache;
+  std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
+  std::vector<const Value *> frees;  // values whose last use is this step
+};
+
+const Tensor *Env::find(const Value *v) const {
+  for (const Env *e = this; e; e = e->parent) {
+    auto it = e->vals.find(v);
+    if (it != e->vals.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+namespace {
+
+OperandDesc desc_of(const Value *v) {
+  OperandDesc d;
+  if (!v) return d;
+  d.dtype = v->dtype;
+  d.shape = v->shape;
+  d.value = v->constant ? &*v->constant : nullptr;
+  return d;
+}
+
+OperandDesc desc_of(const Tensor *t, bool with_value) {
+  OperandDesc d;
+  if (!t) return d;
+  d.dtype = t->dtype();
+  d.shape = shape_from(t->shape());
+  d.value = with_value ? t : nullptr;
+  return d;
+}
+
+// Values a node reads, including outer-scope values its subgraphs read.
+void collect_uses(const Node &n, std::vector<const Value *> &out) {
+  for (Value *v : n.inputs) {
+    if (v) out.push_back(v);
+  }
+  for (auto &[k, a] : n.attrs) {
+    for (auto &g : a.graphs) {
+      for (auto &sn : g->nodes) collect_uses(*sn, out);
+      for (Value *o : g->outputs) out.push_back(o);
+    }
+  }
+}
+
+std::string kernel_key(const Kernel &k) {
+  Kernel copy = k;
+  copy.name = "_";
+  return to_string(copy);
+}
+
+}  // namespace
+
+GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex) : g_(g), jit_(jit), jit_mutex_(jit_mutex) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    auto s = std::make_unique<Step>();
+    s->node = g.nodes[i].get();
+    s->path = op_path(s->node->kind);
+    for (auto &[name, a] : s->node->attrs) {
+      for (auto &sub : a.graphs) s->subgraphs[name].push_back(std::make_unique<GraphRunner>(*sub, jit, jit_mutex));
+    }
+    std::vector<const Value *> uses;
+    collect_uses(*s->node, uses);
+    for (const Value *v : uses) last_use_[v] = i;
+    steps_.push_back(std::move(s));
+  }
+  std::set<const Value *> keep(g.outputs.begin(), g.outputs.end());
+  for (auto &[v, i] : last_use_) {
+    if (!keep.count(v) && !v->constant) steps_[i]->frees.push_back(v);
+  }
+}
+
+GraphRunner::~GraphRunner() = default;
+
+void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std::string> &dedup) {
+  for (auto &s : steps_) {
+    for (auto &[name, runners] : s->subgraphs) {
+      for (auto &r : runners) r->build(kernels, dedup);
+    }
+    if (s->path != ExecPath::Codegen) continue;
+    const Node &n = *s->node;
+    bool known = true;
+    std::vector<OperandDesc> ins, outs;
+    for (Value *v : n.inputs) {
+      ins.push_back(desc_of(v));
+      if (v && (!v->has_shape || v->dtype == DType::Undefined)) known = false;
+    }
+    for (Value *v : n.outputs) {
+      outs.push_back(desc_of(v));
+      if (v && (!v->has_shape || v->dtype == DType::Undefined)) known = false;
+    }
+    std::optional<KernelSpec> spec;
+    if (known) {
+      std::string name = "k" + std::to_string(kernels.size()) + "_" + op_name(n.kind);
+      spec = build_kernel(n, ins, outs, name);
+    }
+    if (!spec) {
+      s->specialize = true;
+      continue;
+    }
+    std::string key = kernel_key(spec->kernel);
+    auto it = dedup.find(key);
+    if (it == dedup.end()) {
+      dedup[key] = spec->kernel.name;
+      s->kernel_name = spec->kernel.name;
+      kernels.push_back(spec->kernel);
+    } else {
+      s->kernel_name = it->second;
+    }
+    s->kernel_ir = to_string(spec->kernel);
+    s->dim_refs = spec->dim_refs;
+  }
+}
+
+void GraphRunner::bind(const std::map<std::string, KernelFn> &fns) {
+  for (auto &s : steps_) {
+    for (auto &[name, runners] : s->subgraphs) {
+      for (auto &r : runners) r->bind(fns);
+    }
+    if (!s->kernel_name.empty()) {
+      auto it = fns.find(s->kernel_name);
+      internal_assert(it != fns.end()) << "kernel " << s->kernel_name << " was not compiled";
+      s->fn = it->second;
+    }
+  }
+}
+
+GraphRunner &GraphRunner::subgraph(const Node &n, const std::string &attr) const {
+  for (auto &s : steps_) {
+    if (s->node != &n) continue;
+    auto it = s->subgraphs.find(attr);
+    internal_assert(it != s->subgraphs.end() && !it->second.empty()) << n.describe() << " has no subgraph " << attr;
+    return *it->second[0];
+  }
+  internal_error << "node not in this graph: " << n.describe();
+  return *static_cast<GraphRunner *>(nullptr);
+}
+
+size_t GraphRunner::specialized_count() const {
+  size_t n = 0;
+  for (auto &s : steps_) {
+    n += s->cache.size();
+    for (auto &[name, runners] : s->subgraphs) {
+      for (auto &r : runners) n += r->specialized_count();
+    }
+  }
+  return n;
+}
+
+void GraphRunner::collect_ir(std::vector<std::string> &out) const {
+  for (auto &s : steps_) {
+    for (auto &[name, runners] : s->subgraphs) {
+      for (auto &r : runners) r->collect_ir(out);
+    }
+    if (!s->kernel_ir.empty()) out.push_back("// " + s->node->describe() + "\n" + s->kernel_ir);
+  }
+}
+
+std::vector<ValueInfo> concrete_shapes(const Node &n, const std::vector<const Tensor *> &ins) {
+  std::vector<ValueInfo> infos;
+  for (const Tensor *t : ins) {
+    ValueInfo v;
+    if (t) {
+      v.dtype = t->dtype();
+      v.shape = shape_from(t->shape());
+      v.has_shape = true;
+      v.value = t;
+    }
+    infos.push_back(std::move(v));
+  }
+  ShapeContext c(n, std::move(infos), [&]() -> Dim {
+    internal_error << n.describe() << ": shape function minted a symbol at run time";
+    return Dim(0);
+  });
+  shape_fn_of(n.kind)(c);
+  for (auto &o : c.out) {
+    if (o.dtype != DType::Undefined) {
+      user_assert(o.has_shape && shape_is_const(o.shape)) << n.describe() << ": could not compute output shape";
+    }
+  }
+  return c.out;
+}
+
+std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const Env *outer) const {
+  Env env;
+  env.parent = outer;
+  internal_assert(inputs.size() == g_.inputs.size()) << "graph '" << g_.name << "' expects " << g_.inputs.size()
+                                                      << " inputs, got " << inputs.size();
+  for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = inputs[i];
+  for (const Value *v : g_.initializers) env.vals[v] = *v->constant;
+  for (auto &s : steps_) {
+    run_step(*s, env);
+    for (const Value *v : s->frees) env.vals.erase(v);
+  }
+  std::vector<Tensor> outs;
+  for (const Value *v : g_.outputs) {
+    const Tensor *t = env.find(v);
+    if (!t && v->constant) t = &*v->constant;
+    internal_assert(t) << "graph output '" << v->name << "' was not computed";
+    outs.push_back(*t);
+  }
+  return outs;
+}
+
+void GraphRunner::run_step(const Step &s, Env &env) const {
+  const Node &n = *s.node;
+  if (s.path == ExecPath::Control) {
+    run_control(s, env);
+    return;
+  }
+  std::vector<const Tensor *> ins;
+  for (Value *v : n.inputs) {
+    if (!v) {
+      ins.push_back(nullptr);
+      continue;
+    }
+    const Tensor *t = env.find(v);
+    if (!t && v->constant) t = &*v->constant;
+    internal_assert(t) << n.describe() << ": input '" << v->name << "' not computed";
+    ins.push_back(t);
+  }
+  std::vector<Tensor> outs(n.outputs.size());
+  if (s.path == ExecPath::Runtime) {
+    RuntimeKernelContext c{n, ins, std::vector<Tensor>(n.outputs.size())};
+    run_fn_of(n.kind)(c);
+    outs = std::move(c.out);
+  } else {
+    std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
+        outs[i] = Tensor(shapes[i].dtype, shape_values(shapes[i].shape));
+      }
+    }
+    run_kernel(s, ins, outs);
+  }
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (n.outputs[i]) env.vals[n.outputs[i]] = std::move(outs[i]);
+  }
+}
+
+void GraphRunner::run_kernel(const Step &s, const std::vector<const Tensor *> &ins, std::vector<Tensor> &outs) const {
+  KernelFn fn = s.fn;
+  const std::vector<std::pair<int, int>> *refs = &s.dim_refs;
+  if (s.specialize) {
+    fn = specialize(s, ins, outs);
+    std::string key;
+    refs = nullptr;  // specialized kernels have constant shapes
+  }
+  std::vector<void *> bufs;
+  std::vector<int64_t> dims;
+  std::vector<const Tensor *> all = ins;
+  for (auto &o : outs) all.push_back(o.defined() ? &o : nullptr);
+  for (const Tensor *t : all) {
+    if (t) bufs.push_back(const_cast<void *>(t->data()));
+  }
+  if (refs) {
+    for (auto [op, axis] : *refs) dims.push_back(all[op]->shape()[axis]);
+  }
+  fn(bufs.data(), dims.data());
+}
+
+KernelFn GraphRunner::specialize(const Step &s, const std::vector<const Tensor *> &ins,
+                                 const std::vector<Tensor> &outs) const {
+  std::lock_guard<std::mutex> lock(jit_mutex_);
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::string key;
+    std::vector<OperandDesc> id, od;
+    for (size_t i = 0; i < ins.size(); ++i) {
+      bool with = s.value_inputs.count(static_cast<int>(i)) != 0;
+      id.push_back(desc_of(ins[i], with));
+      if (ins[i]) {
+        key += std::string(dtype_name(ins[i]->dtype())) + shape_str(ins[i]->shape()) + ";";
+        if (with) {
+          for (int64_t k = 0; k < ins[i]->numel(); ++k) key += std::to_string(ins[i]->get_f64(k)) + ",";
+        }
+      }
+      key += "|";
+    }
+    for (auto &o : outs) {
+      od.push_back(desc_of(o.defined() ? &o : nullptr, false));
+      if (o.defined()) key += std::string(dtype_name(o.dtype())) + shape_str(o.shape()) + ";";
+    }
+    auto it = s.cache.find(key);
+    if (it != s.cache.end()) return it->second.first;
+    int needed = -1;
+    std::string name = "s" + std::to_string(reinterpret_cast<uintptr_t>(&s)) + "_" + std::to_string(s.cache.size()) +
+                       "_" + op_name(s.node->kind);
+    auto spec = build_kernel(*s.node, id, od, name, &needed);
+    if (!spec) {
+      internal_assert(needed >= 0 && !s.value_inputs.count(needed)) << "specialization did not converge";
+      s.value_inputs.insert(needed);
+      continue;
+    }
+    auto fns = jit_.compile({spec->kernel});
+    s.cache[key] = {fns.at(name), {}};
+    return fns.at(name);
+  }
+  internal_error << s.node->describe() << ": could not specialize kernel";
+  return nullptr;
+}
+
+void GraphRunner::run_control(const Step &s, Env &env) const {
+  const Node &n = *s.node;
+  std::vector<const Tensor *> ins;
+  for (Value *v : n.inputs) {
+    const Tensor *t = v ? env.find(v) : nullptr;
+    if (v && !t && v->constant) t = &*v->constant;
+    ins.push_back(t);
+  }
+  ControlContext c{n, ins, std::vector<Tensor>(n.outputs.size()), env,
+                   [&](const std::string &attr) -> const GraphRunner & {
+                     auto it = s.subgraphs.find(attr);
+                     internal_assert(it != s.subgraphs.end()) << n.describe() << ": no subgraph '" << attr << "'";
+                     return *it->second.at(0);
+                   }};
+  run_control_op(c);
+  for (size_t i = 0; i < n.outputs.size(); ++i) {
+    if (n.outputs[i]) env.vals[n.outputs[i]] = std::move(c.out[i]);
+  }
+}
+
+}  // namespace kiln

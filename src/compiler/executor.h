@@ -1,0 +1,68 @@
+// Executes a graph: compiled kernels, runtime kernels and control flow, with concrete
+// shapes computed at run time by the same shape functions that inferred the symbolic
+// ones. One GraphRunner per graph (subgraphs of If/Loop/Scan get their own).
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "compiler/kernel_builder.h"
+#include "graph/shape_fn.h"
+#include "graph/graph.h"
+
+namespace kiln {
+
+class Jit;
+
+// Values computed so far; lookups fall back to the enclosing scope (subgraphs).
+struct Env {
+  const Env *parent = nullptr;
+  std::unordered_map<const Value *, Tensor> vals;
+  const Tensor *find(const Value *v) const;
+};
+
+class GraphRunner {
+ public:
+  GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex);
+  ~GraphRunner();
+
+  // Builds the kernels of this graph and its subgraphs and appends them to `kernels`
+  // (deduplicated by body through `dedup`: identical kernels compile once).
+  void build(std::vector<Kernel> &kernels, std::map<std::string, std::string> &dedup);
+  // After the JIT compiled `kernels`, binds entry points.
+  void bind(const std::map<std::string, KernelFn> &fns);
+
+  // Runs the graph on `inputs` (in graph input order) with outer-scope values from
+  // `outer`; returns the graph outputs in order.
+  std::vector<Tensor> run(const std::vector<Tensor> &inputs, const Env *outer) const;
+
+  const Graph &graph() const { return g_; }
+  GraphRunner &subgraph(const Node &n, const std::string &attr) const;
+  // Number of kernels specialized at run time so far (inputs whose contents matter).
+  size_t specialized_count() const;
+  // The Loop IR of every kernel, for `kiln inspect --ir`.
+  void collect_ir(std::vector<std::string> &out) const;
+
+  struct Step;
+
+ private:
+  void run_step(const Step &s, Env &env) const;
+  void run_kernel(const Step &s, const std::vector<const Tensor *> &ins, std::vector<Tensor> &outs) const;
+  KernelFn specialize(const Step &s, const std::vector<const Tensor *> &ins, const std::vector<Tensor> &outs) const;
+  void run_control(const Step &s, Env &env) const;
+
+  const Graph &g_;
+  Jit &jit_;
+  std::mutex &jit_mutex_;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::unordered_map<const Value *, size_t> last_use_;
+};
+
+// Concrete output shapes of a node from concrete inputs (runs the shape function).
+std::vector<ValueInfo> concrete_shapes(const Node &n, const std::vector<const Tensor *> &ins);
+
+}  // namespace kiln

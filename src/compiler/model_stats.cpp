@@ -1,0 +1,89 @@
+#include "compiler/model_stats.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+namespace {
+
+struct Eval {
+  const std::map<std::string, int64_t> &symbols;
+  bool symbolic = false;
+  double dim(const Dim &d) {
+    std::vector<std::string> syms;
+    d.collect_symbols(syms);
+    std::map<std::string, int64_t> env = symbols;
+    for (auto &s : syms) {
+      if (!env.count(s)) {
+        env[s] = 1;
+        symbolic = true;
+      }
+    }
+    auto v = d.eval(env);
+    return v ? static_cast<double>(*v) : 0.0;
+  }
+  double numel(const Value *v) {
+    if (!v || !v->has_shape) return 0;
+    double n = 1;
+    for (auto &d : v->shape) n *= dim(d);
+    return n;
+  }
+};
+
+double node_flops(const Node &n, Eval &e) {
+  const Value *y = n.output(0);
+  double out = e.numel(y);
+  switch (n.kind) {
+    case OpKind::Conv: {
+      const Value *w = n.input(1);
+      if (!w || !w->has_shape) return 0;
+      double k = 1;
+      for (size_t i = 1; i < w->shape.size(); ++i) k *= e.dim(w->shape[i]);
+      return 2 * out * k;
+    }
+    case OpKind::MatMul: {
+      const Value *a = n.input(0);
+      if (!a || !a->has_shape || a->shape.empty()) return 0;
+      return 2 * out * e.dim(a->shape.back());
+    }
+    case OpKind::Gemm: {
+      const Value *a = n.input(0);
+      if (!a || !a->has_shape || a->shape.size() != 2) return 0;
+      return 2 * out * e.dim(a->shape[n.attr_i("transA", 0) ? 0 : 1]);
+    }
+    default: return out;
+  }
+}
+
+void count(const Graph &g, Eval &e, ModelStats &s, std::map<std::string, OpCount> &hist) {
+  for (const Value *v : g.initializers) {
+    if (!v->constant || v->dtype == DType::String) continue;
+    s.parameters += v->constant->numel();
+    s.parameter_bytes += static_cast<int64_t>(v->constant->nbytes());
+  }
+  for (auto &n : g.nodes) {
+    auto &h = hist[op_name(n->kind)];
+    h.op = op_name(n->kind);
+    h.path = op_path(n->kind);
+    ++h.count;
+    s.flops += node_flops(*n, e);
+    for (auto &[k, a] : n->attrs) {
+      for (auto &sub : a.graphs) count(*sub, e, s, hist);
+    }
+  }
+}
+
+}  // namespace
+
+ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &symbols) {
+  ModelStats s;
+  Eval e{symbols};
+  std::map<std::string, OpCount> hist;
+  count(g, e, s, hist);
+  for (auto &[k, v] : hist) s.ops.push_back(v);
+  std::stable_sort(s.ops.begin(), s.ops.end(), [](auto &a, auto &b) { return a.count > b.count; });
+  s.flops_symbolic = e.symbolic;
+  return s;
+}
+
+}  // namespace kiln

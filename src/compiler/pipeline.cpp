@@ -1,0 +1,64 @@
+#include <chrono>
+#include <iostream>
+
+#include "codegen/jit.h"
+#include "compiler/compiler.h"
+#include "graph/printer.h"
+#include "passes/passes.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+// Runs one pass with timing, verification and --print-after.
+template <typename F>
+void run_pass(const std::string &name, Model &m, const CompileOptions &o, F &&fn) {
+  auto t0 = std::chrono::steady_clock::now();
+  fn(*m.graph);
+  verify_graph(*m.graph);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (o.progress) std::cerr << "[kiln] pass " << name << ": " << ms << " ms\n";
+  if (o.print_after == name || o.print_after == "all") {
+    std::cerr << "// ---- after " << name << " ----\n" << print_model(m);
+  }
+}
+
+void pin_input_shapes(Graph &g, const std::map<std::string, std::vector<int64_t>> &shapes) {
+  for (auto &[name, dims] : shapes) {
+    Value *in = nullptr;
+    for (Value *v : g.inputs) {
+      if (v->name == name) in = v;
+    }
+    user_assert(in) << "--shape names '" << name << "', which is not an input of the model";
+    if (in->has_shape) {
+      user_assert(in->shape.size() == dims.size())
+          << "--shape " << name << " has rank " << dims.size() << " but the input has rank " << in->shape.size();
+      for (size_t i = 0; i < dims.size(); ++i) {
+        if (in->shape[i].is_const()) {
+          user_assert(in->shape[i].value() == dims[i])
+              << "--shape " << name << ": dim " << i << " is fixed to " << in->shape[i].value() << " by the model";
+        }
+      }
+    }
+    in->shape = shape_from(dims);
+    in->has_shape = true;
+  }
+}
+
+}  // namespace
+
+void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, CompileStats &stats) {
+  pin_input_shapes(*m.graph, o.input_shapes);
+  NodeEvaluator eval = [&](const Node &n, const std::vector<Tensor> &ins) { return evaluate_node(n, ins, jit); };
+  size_t before = m.graph->nodes.size();
+  // O0: cleanup, shapes, constants.
+  run_pass("remove-identities", m, o, [](Graph &g) { remove_identities(g); });
+  run_pass("infer-shapes", m, o, [](Graph &g) { infer_shapes(g); });
+  run_pass("fold-constants", m, o, [&](Graph &g) { fold_constants(g, eval); });
+  run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
+  stats.folded = before - m.graph->nodes.size();
+  stats.nodes = m.graph->nodes.size();
+}
+
+}  // namespace kiln

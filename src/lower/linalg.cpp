@@ -1,0 +1,114 @@
+// Compute definitions of MatMul, Gemm and Conv (naive schedules: the -O0 reference).
+#include "graph/conv_attrs.h"
+#include "lower/lower.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+Type acc_type_of(const Operand &o) {
+  Type t = o.compute();
+  return t.is_float() ? t : Type::i(std::max<int>(32, t.bits));
+}
+}  // namespace
+
+Stmt lower_matmul(LowerContext &c) {
+  Operand a = c.in[0], b = c.in[1];
+  const Operand &y = c.out[0];
+  bool a1 = a.rank() == 1, b1 = b.rank() == 1;
+  if (a1) a.shape.insert(a.shape.begin(), Expr(1));
+  if (b1) b.shape.push_back(Expr(1));
+  // View the output with the promoted dims restored so indexing is uniform.
+  Operand yv = y;
+  if (a1) yv.shape.insert(yv.shape.end() - (b1 ? 0 : 1), Expr(1));
+  if (b1) yv.shape.push_back(Expr(1));
+  int R = yv.rank();
+  Expr K = a.shape.back();
+  Type acc = acc_type_of(a);
+  return loop_nest(c, yv.shape, [&](const std::vector<Expr> &i) {
+    std::vector<Expr> ob(i.begin(), i.end() - 2);
+    Operand ab = a, bb = b;
+    ab.shape.resize(a.rank() - 2);
+    bb.shape.resize(b.rank() - 2);
+    std::vector<Expr> ai = broadcast_index(ab, ob), bi = broadcast_index(bb, ob);
+    return reduce(c, acc, make_zero(acc), {K},
+                  [&](Expr s, const std::vector<Expr> &k) {
+                    std::vector<Expr> ia = ai, ib = bi;
+                    ia.push_back(i[R - 2]);
+                    ia.push_back(k[0]);
+                    ib.push_back(k[0]);
+                    ib.push_back(i[R - 1]);
+                    return s + cast(acc, load(a, ia)) * cast(acc, load(b, ib));
+                  },
+                  [&](Expr r) { return store(yv, i, r); });
+  }, ForKind::Parallel);
+}
+
+Stmt lower_gemm(LowerContext &c) {
+  const Operand &a = c.in[0], &b = c.in[1], &y = c.out[0];
+  bool ta = c.node.attr_i("transA", 0), tb = c.node.attr_i("transB", 0);
+  Type t = y.compute();
+  Type acc = acc_type_of(a);
+  Expr alpha = make_const(acc, c.node.attr_f("alpha", 1.0)), beta = make_const(acc, c.node.attr_f("beta", 1.0));
+  Expr K = ta ? a.shape[0] : a.shape[1];
+  return loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
+    return reduce(c, acc, make_zero(acc), {K},
+                  [&](Expr s, const std::vector<Expr> &k) {
+                    Expr va = ta ? load(a, {k[0], i[0]}) : load(a, {i[0], k[0]});
+                    Expr vb = tb ? load(b, {i[1], k[0]}) : load(b, {k[0], i[1]});
+                    return s + cast(acc, va) * cast(acc, vb);
+                  },
+                  [&](Expr r) {
+                    Expr v = alpha * r;
+                    if (c.has(2)) v = v + beta * cast(acc, load(c.in[2], broadcast_index(c.in[2], i)));
+                    return store(y, i, cast(t, v));
+                  });
+  }, ForKind::Parallel);
+}
+
+Stmt lower_conv(LowerContext &c) {
+  const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
+  int sp = x.rank() - 2;
+  std::vector<int64_t> wk;
+  for (int i = 0; i < sp; ++i) {
+    auto *k = w.shape[i + 2].as<IntImm>();
+    user_assert(k != nullptr) << c.node.describe() << ": weight kernel dims must be static";
+    wk.push_back(k->value);
+  }
+  ConvAttrs a = ConvAttrs::read(c.node, sp, wk);
+  std::vector<Expr> pad(sp);
+  for (int d = 0; d < sp; ++d) {
+    Expr o;
+    a.geometry(d, x.shape[d + 2], o, pad[d]);
+  }
+  Expr cin_g = w.shape[1];                 // input channels per group
+  Expr cout_g = y.shape[1] / Expr(a.group);  // output channels per group
+  Type acc = acc_type_of(x);
+  std::vector<Expr> rext = {cin_g};
+  for (int d = 0; d < sp; ++d) rext.push_back(Expr(a.kernel[d]));
+  return loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
+    Expr g = i[1] / cout_g;
+    return reduce(c, acc, make_zero(acc), rext,
+                  [&](Expr s, const std::vector<Expr> &r) {
+                    std::vector<Expr> xi = {i[0], g * cin_g + r[0]}, wi = {i[1], r[0]};
+                    Expr inside = make_const(Type::boolean(), 1);
+                    for (int d = 0; d < sp; ++d) {
+                      Expr p = i[d + 2] * Expr(a.strides[d]) + r[d + 1] * Expr(a.dilations[d]) - pad[d];
+                      inside = inside && p >= Expr(0) && p < x.shape[d + 2];
+                      xi.push_back(p);
+                      wi.push_back(r[d + 1]);
+                    }
+                    // Clamp the index so the load is always in bounds; select discards it.
+                    std::vector<Expr> xc = xi;
+                    for (int d = 0; d < sp; ++d) xc[d + 2] = max(min(xi[d + 2], x.shape[d + 2] - Expr(1)), Expr(0));
+                    Expr prod = cast(acc, load(x, xc)) * cast(acc, load(w, wi));
+                    return select(inside, s + prod, s);
+                  },
+                  [&](Expr r) {
+                    if (c.has(2)) r = r + cast(acc, load(c.in[2], {i[1]}));
+                    return store(y, i, cast(y.compute(), r));
+                  });
+  }, ForKind::Parallel);
+}
+
+}  // namespace kiln

@@ -1,0 +1,30 @@
+// Graph passes. Each is one function over a Graph; the pipeline for each opt level is a
+// plain list of calls in compiler/pipeline.cpp.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace kiln {
+
+// Removes Identity-like nodes (Identity, Dropout in inference) by rewiring their users.
+// Graph outputs produced by such nodes are kept (the node stays).
+void remove_identities(Graph &g);
+
+// Infers dtype and (symbolic) shape of every value, minting symbols for data-dependent
+// dims. Also propagates symbolic contents of small integer tensors (Shape, Gather,
+// Concat, ...) so reshapes computed from shapes stay symbolic. Recurses into subgraphs.
+// Pre: g verified. Post: every node output has a dtype; shapes where inferable.
+void infer_shapes(Graph &g);
+
+// Evaluates nodes whose inputs are all constants, replacing their outputs with constants,
+// within a memory budget (outputs larger than `max_bytes` stay computed at run time).
+using NodeEvaluator = std::function<std::vector<Tensor>(const Node &, const std::vector<Tensor> &)>;
+void fold_constants(Graph &g, const NodeEvaluator &eval, size_t max_bytes = size_t{64} << 20);
+
+// Removes nodes whose outputs are unused (and unused initializers).
+void eliminate_dead_code(Graph &g);
+
+}  // namespace kiln

@@ -1,0 +1,131 @@
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "cli_args.h"
+#include "commands.h"
+#include "compiler/compiler.h"
+#include "compiler/model_stats.h"
+#include "graph/printer.h"
+#include "onnx/importer.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+const char *kHelp =
+    "usage: kiln inspect MODEL.onnx [options]\n"
+    "\n"
+    "Shows the model's inputs and outputs (with symbolic dims), parameter count, FLOPs,\n"
+    "an op histogram and, for every op, whether kiln generates code for it (codegen),\n"
+    "runs a C++ runtime kernel (runtime-kernel) or executes it as control flow.\n"
+    "\n"
+    "options:\n"
+    "  --shape NAME=DIMS  fix an input's dims for FLOP counting (e.g. x=1x3x224x224)\n"
+    "  -O0 .. -O3         graph pass level to show (default -O0)\n"
+    "  --ir               print the Graph IR after passes and every kernel's Loop IR\n"
+    "  --json             one JSON object on stdout, for programs\n"
+    "  --help             this text\n";
+
+nlohmann::json shape_json(const Value *v) {
+  nlohmann::json s = nlohmann::json::array();
+  if (!v->has_shape) return nullptr;
+  for (auto &d : v->shape) {
+    if (d.is_const()) s.push_back(d.value());
+    else s.push_back(d.str());
+  }
+  return s;
+}
+
+std::string human(double v) {
+  const char *units[] = {"", "K", "M", "G", "T"};
+  int u = 0;
+  while (v >= 1000 && u < 4) {
+    v /= 1000;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u ? "%.2f %s" : "%.0f%s", v, units[u]);
+  return buf;
+}
+
+}  // namespace
+
+int cmd_inspect(int argc, char **argv) {
+  Args a = parse_args(argc, argv, 2, {"--shape"}, {"--ir", "--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
+  if (a.flag("--help") || a.flag("-h")) {
+    std::cout << kHelp;
+    return 0;
+  }
+  user_assert(a.positional.size() == 1) << "inspect expects one MODEL argument (see kiln inspect --help)";
+  CompileOptions opts;
+  for (int l = 0; l <= 3; ++l) {
+    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
+  }
+  for (auto &s : a.all("--shape")) {
+    auto [name, dims] = split_pair(s, "--shape");
+    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
+  }
+  Model m = load_onnx(a.positional[0]);
+  std::map<std::string, int64_t> symbols;
+  for (const Value *v : m.graph->inputs) {
+    auto it = opts.input_shapes.find(v->name);
+    if (it == opts.input_shapes.end() || !v->has_shape || v->shape.size() != it->second.size()) continue;
+    for (size_t i = 0; i < v->shape.size(); ++i) {
+      if (v->shape[i].kind() == Dim::Kind::Sym) symbols[v->shape[i].name()] = it->second[i];
+    }
+  }
+  std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
+  const Graph &g = cm->graph();
+  ModelStats st = compute_stats(g, symbols);
+
+  if (a.flag("--json")) {
+    nlohmann::json j;
+    j["model"] = a.positional[0];
+    j["producer"] = cm->model().producer;
+    j["opset"] = cm->model().opset;
+    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
+    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
+    j["parameters"] = st.parameters;
+    j["parameter_bytes"] = st.parameter_bytes;
+    j["flops"] = st.flops;
+    j["flops_symbolic_dims_as_1"] = st.flops_symbolic;
+    j["nodes"] = cm->stats().nodes;
+    j["kernels"] = cm->stats().kernels;
+    for (auto &o : st.ops) j["ops"].push_back({{"op", o.op}, {"count", o.count}, {"path", exec_path_name(o.path)}});
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::cout << "model:      " << a.positional[0] << "\n";
+  std::cout << "producer:   " << (cm->model().producer.empty() ? "?" : cm->model().producer) << ", opset "
+            << cm->model().opset << "\n";
+  std::cout << "inputs:\n";
+  for (const Value *v : g.inputs) std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << shape_str(v->shape) << "\n";
+  std::cout << "outputs:\n";
+  for (const Value *v : g.outputs) {
+    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << (v->has_shape ? shape_str(v->shape) : "[?]") << "\n";
+  }
+  std::cout << "parameters: " << human(static_cast<double>(st.parameters)) << " (" << st.parameter_bytes / (1024.0 * 1024.0)
+            << " MiB)\n";
+  std::cout << "FLOPs:      " << human(st.flops) << (st.flops_symbolic ? " (symbolic dims taken as 1; use --shape)" : "")
+            << "\n";
+  std::cout << "nodes:      " << cm->stats().nodes << " after -O" << opts.opt_level << " passes ("
+            << cm->stats().folded << " folded away), " << cm->stats().kernels << " distinct kernels\n";
+  std::cout << "ops:\n";
+  for (auto &o : st.ops) {
+    std::printf("  %-28s %6zu  %s\n", o.op.c_str(), o.count, exec_path_name(o.path));
+  }
+  if (a.flag("--ir")) {
+    std::cout << "\n// ==== Graph IR after -O" << opts.opt_level << " passes ====\n";
+    PrintOptions po;
+    po.elide_large_constants = true;
+    std::cout << print_graph(g, po);
+    std::cout << "\n// ==== Loop IR of each kernel ====\n";
+    for (auto &k : cm->kernel_ir()) std::cout << k << "\n";
+  }
+  return 0;
+}
+
+}  // namespace kiln
