@@ -176,9 +176,11 @@ class CodeGen {
     Type t = a.type();
     llvm::Value *c;
     if (t.is_float()) {
-      // NaN propagates from either operand (as numpy.minimum/maximum do).
-      llvm::Intrinsic::ID id = is_min ? llvm::Intrinsic::minimum : llvm::Intrinsic::maximum;
-      return b_.CreateBinaryIntrinsic(id, x, y);
+      // NaN propagates from either operand (as numpy.minimum/maximum do). Spelled with
+      // compares: x86 cannot select llvm.maximum on scalars in LLVM 16.
+      llvm::Value *pick = is_min ? b_.CreateFCmpOLT(x, y) : b_.CreateFCmpOGT(x, y);
+      llvm::Value *r = b_.CreateSelect(pick, x, y);
+      return b_.CreateSelect(b_.CreateFCmpUNO(x, y), b_.CreateFAdd(x, y), r);
     }
     if (t.is_uint()) c = is_min ? b_.CreateICmpULT(x, y) : b_.CreateICmpUGT(x, y);
     else c = is_min ? b_.CreateICmpSLT(x, y) : b_.CreateICmpSGT(x, y);

@@ -236,7 +236,12 @@ class Parser {
       }
       std::string text = s_.substr(start, p_ - start);
       while (!text.empty() && text.back() == ' ') text.pop_back();
-      auto d = parse_dim(text);
+      std::optional<Dim> d;
+      try {
+        d = parse_dim(text);
+      } catch (const Error &e) {
+        fail(start, e.what());
+      }
       if (!d) fail(start, "malformed dimension '" + text + "'");
       shape.push_back(*d);
       if (accept(']')) return shape;
@@ -258,6 +263,14 @@ class Parser {
     if (t == DType::Undefined) fail(at, "unknown dtype " + found());
     p_ += w.size();
     return t;
+  }
+
+  int64_t numel(size_t at, const std::vector<int64_t> &shape) {
+    try {
+      return shape_numel(shape);
+    } catch (const Error &e) {
+      fail(at, e.what());
+    }
   }
 
   Tensor make_tensor(size_t at, DType dt, const std::vector<int64_t> &shape) {
@@ -295,6 +308,10 @@ class Parser {
       fail(at, "constant data was elided when printed (elide_large_constants) and cannot be parsed");
     }
     if (accept_word("hex")) return hex_data(at, dt, shape);
+    // Each element takes at least two characters of text: refuse before allocating.
+    if (numel(at, shape) > static_cast<int64_t>(s_.size() - p_) / 2 + 1) {
+      fail(at, "too few elements for shape " + shape_str(shape_from(shape)));
+    }
     Tensor t = make_tensor(at, dt, shape);
     expect('[');
     int64_t n = 0;
@@ -314,12 +331,7 @@ class Parser {
   Tensor hex_data(size_t at, DType dt, const std::vector<int64_t> &shape) {
     if (dt == DType::String) fail(at, "string tensors take a list of strings, not hex");
     std::string hex = quoted();
-    int64_t n = 0;
-    try {
-      n = shape_numel(shape);
-    } catch (const Error &e) {
-      fail(at, e.what());
-    }
+    int64_t n = numel(at, shape);
     if (hex.size() % 2 != 0 || hex.size() / 2 / dtype_size(dt) != static_cast<uint64_t>(n) ||
         hex.size() / 2 % dtype_size(dt) != 0) {
       fail(at, "hex data has " + std::to_string(hex.size() / 2) + " bytes; " + dtype_name(dt) +
@@ -450,6 +462,7 @@ class Parser {
 
   std::shared_ptr<Graph> graph(Graph *parent) {
     expect_word("graph");
+    if (scopes_.size() >= kMaxNesting) fail(here(), "graphs nested too deeply");
     auto g = std::make_shared<Graph>();
     g->name = name("a graph name");
     g->parent = parent;
@@ -462,7 +475,7 @@ class Parser {
     }
     expect('{');
     while (!accept_word("return")) {
-      if (peek() == '\0') fail(here(), "expected 'return' before the end of input");
+      if (peek() == '\0' || peek() == '}') fail(here(), "expected 'return' before the end of the graph");
       if (accept_word("init")) {
         init(*g);
       } else {
@@ -645,6 +658,8 @@ class Parser {
       else a.floats.push_back(n.kind == K::Int ? static_cast<double>(n.i) : n.f);
     }
   }
+
+  static constexpr size_t kMaxNesting = 100;
 
   const std::string &s_;
   size_t p_ = 0;

@@ -23,6 +23,7 @@ namespace {
 void propagate_sym_values(ShapeContext &c) {
   OpKind k = c.node.kind;
   if (k != OpKind::Add && k != OpKind::Sub && k != OpKind::Mul && k != OpKind::Div) return;
+  if (!dtype_is_int(c.in[0].dtype) || !dtype_is_int(c.in[1].dtype)) return;
   auto a = c.dim_values(0), b = c.dim_values(1);
   if (!a || !b || !dtype_is_int(c.out[0].dtype)) return;
   if (a->size() != b->size() && a->size() != 1 && b->size() != 1) return;

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <new>
 #include <queue>
 #include <set>
@@ -82,6 +83,24 @@ void collect_outer_names(const onnx::GraphProto &gp, std::set<std::string> &out)
   }
 }
 
+void collect_dim_params(const onnx::GraphProto &gp, std::set<std::string> &out) {
+  auto scan = [&](const onnx::ValueInfoProto &vi) {
+    if (!vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) return;
+    for (const auto &d : vi.type().tensor_type().shape().dim()) {
+      if (d.has_dim_param()) out.insert(d.dim_param());
+    }
+  };
+  for (const auto &vi : gp.input()) scan(vi);
+  for (const auto &vi : gp.output()) scan(vi);
+  for (const auto &vi : gp.value_info()) scan(vi);
+  for (const auto &n : gp.node()) {
+    for (const auto &a : n.attribute()) {
+      if (a.has_g()) collect_dim_params(a.g(), out);
+      for (const auto &sub : a.graphs()) collect_dim_params(sub, out);
+    }
+  }
+}
+
 // Attribute type, inferred from the field that is set when an old exporter left it out.
 int attribute_type(const onnx::AttributeProto &a) {
   if (a.type() != onnx::AttributeProto::UNDEFINED) return a.type();
@@ -101,8 +120,12 @@ int attribute_type(const onnx::AttributeProto &a) {
 
 class Importer {
  public:
-  Importer(std::string base_dir, int opset, std::set<std::pair<std::string, std::string>> fns)
-      : base_dir_(std::move(base_dir)), opset_(opset), functions_(std::move(fns)) {}
+  Importer(std::string base_dir, int opset, std::set<std::pair<std::string, std::string>> fns,
+           std::set<std::string> dim_params)
+      : base_dir_(std::move(base_dir)),
+        opset_(opset),
+        functions_(std::move(fns)),
+        dim_params_(std::move(dim_params)) {}
 
   void import_graph(const onnx::GraphProto &gp, Graph &g);
 
@@ -120,13 +143,24 @@ class Importer {
   void import_node(const onnx::NodeProto &n, int index, Graph &g, const InfoMap &info);
   Attribute convert_attribute(const onnx::AttributeProto &a, Graph &g, const std::string &where);
   void apply_type(const onnx::ValueInfoProto &vi, Value *v, const char *what);
-  Dim fresh_dim() { return Dim::sym("unk__" + std::to_string(fresh_++)); }
+  Dim fresh_dim();
 
   std::string base_dir_;
   int opset_;
   std::set<std::pair<std::string, std::string>> functions_;  // (domain, name)
+  std::set<std::string> dim_params_;  // symbols the model names itself
   int fresh_ = 0;
 };
+
+// Exporters and shape-inference tools also write names like "unk__3"; a fresh symbol must
+// not alias one of them.
+Dim Importer::fresh_dim() {
+  std::string name;
+  do {
+    name = "unk__" + std::to_string(fresh_++);
+  } while (dim_params_.count(name));
+  return Dim::sym(name);
+}
 
 void Importer::apply_type(const onnx::ValueInfoProto &vi, Value *v, const char *what) {
   if (!vi.has_type()) return;
@@ -311,9 +345,20 @@ void Importer::import_constant(const onnx::NodeProto &n, int index, Graph &g) {
   const onnx::AttributeProto &a = n.attribute(0);
   const std::string &out = n.output(0);
   const std::string &an = a.name();
+  static const std::map<std::string, int> kExpected = {
+      {"value", onnx::AttributeProto::TENSOR},       {"value_float", onnx::AttributeProto::FLOAT},
+      {"value_floats", onnx::AttributeProto::FLOATS}, {"value_int", onnx::AttributeProto::INT},
+      {"value_ints", onnx::AttributeProto::INTS},     {"value_string", onnx::AttributeProto::STRING},
+      {"value_strings", onnx::AttributeProto::STRINGS}};
+  auto expected = kExpected.find(an);
+  if (expected != kExpected.end()) {
+    user_assert(attribute_type(a) == expected->second)
+        << where << ": attribute '" << an << "' must be of type "
+        << onnx::AttributeProto::AttributeType_Name(
+               static_cast<onnx::AttributeProto::AttributeType>(expected->second));
+  }
   Tensor t;
   if (an == "value") {
-    user_assert(a.has_t()) << where << ": attribute 'value' holds no tensor";
     t = tensor_from_proto(a.t(), base_dir_, "Constant '" + out + "'");
   } else if (an == "value_float") {
     t = Tensor::scalar_f32(a.f());
@@ -487,7 +532,9 @@ Model import_model(const onnx::ModelProto &mp, const std::string &base_dir,
   if (!mp.producer_version().empty()) m.producer += " " + mp.producer_version();
   m.path = name;
   m.graph = std::make_shared<Graph>();
-  Importer importer(base_dir, static_cast<int>(opset), std::move(functions));
+  std::set<std::string> dim_params;
+  collect_dim_params(mp.graph(), dim_params);
+  Importer importer(base_dir, static_cast<int>(opset), std::move(functions), std::move(dim_params));
   importer.import_graph(mp.graph(), *m.graph);
   return m;
 }
@@ -520,6 +567,7 @@ Model load_onnx(const std::string &path) {
   fs::file_status st = fs::status(path, ec);
   user_assert(!ec && fs::exists(st)) << path << ": no such file";
   user_assert(!fs::is_directory(st)) << path << ": is a directory, not an ONNX model";
+  user_assert(fs::is_regular_file(st)) << path << ": not a regular file";
   uint64_t size = fs::file_size(path, ec);
   user_assert(!ec) << path << ": cannot read file size: " << ec.message();
   user_assert(size <= static_cast<uint64_t>(INT_MAX))

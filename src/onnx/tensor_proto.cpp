@@ -274,7 +274,7 @@ Tensor tensor_from_proto(const onnx::TensorProto &p, const std::string &base_dir
         << label << " of type " << dtype_name(dtype) << " stores its values in the wrong field ("
         << field.name << " is empty)";
     if (dtype == DType::String || count != 0) {
-      user_error << label << ": " << field.name << " has " << count << " values but "
+      user_error << label << ": " << field.name << " has " << count << " elements but "
                  << need_str(dims, dtype) << ext.numel;
     }
     user_error << label << ": data has 0 bytes but " << need_str(dims, dtype) << ext.bytes;

@@ -157,7 +157,9 @@ TEST(OnnxImporter, ImportsValuesShapesAttributesAndConstants) {
   vi->add_ints(-1);
   auto *info = g->add_value_info();
   info->set_name("a");
-  set_type(info, onnx::TensorProto_DataType_FLOAT, {DimSpec("batch"), int64_t{3}, DimSpec("w")});
+  // A name like the importer's fresh symbols; the fresh one for x must not alias it.
+  set_type(info, onnx::TensorProto_DataType_FLOAT,
+           {DimSpec("batch"), int64_t{3}, DimSpec("unk__0")});
   add_output(g, "y");
   add_output(g, "shape");
   (void)clip;
@@ -181,6 +183,7 @@ TEST(OnnxImporter, ImportsValuesShapesAttributesAndConstants) {
   EXPECT_EQ(x->shape[1].value(), 3);
   EXPECT_EQ(x->shape[2].kind(), Dim::Kind::Sym);  // unnamed: a fresh symbol
   EXPECT_NE(x->shape[2].name(), "batch");
+  EXPECT_NE(x->shape[2].name(), "unk__0");
 
   verify_graph(graph);
   // The initializer, then the two Constant outputs.
@@ -218,7 +221,7 @@ TEST(OnnxImporter, ImportsValuesShapesAttributesAndConstants) {
   EXPECT_EQ(a->producer, lk);
   EXPECT_EQ(a->dtype, DType::F32);  // from value_info
   ASSERT_EQ(a->shape.size(), 3u);
-  EXPECT_EQ(a->shape[2].name(), "w");
+  EXPECT_EQ(a->shape[2].name(), "unk__0");
 
   const Node *cl = graph.nodes[2].get();
   ASSERT_EQ(cl->inputs.size(), 3u);
@@ -600,7 +603,7 @@ TEST(OnnxImporterErrors, DataShorterThanShape) {
   typed.set_data_type(onnx::TensorProto_DataType_FLOAT);
   typed.add_dims(4);
   typed.add_float_data(1);
-  expect_user_error([&] { tensor_from_proto(typed, ""); }, "has 1 values");
+  expect_user_error([&] { tensor_from_proto(typed, ""); }, "float_data has 1 elements but shape 4 of f32 needs 4");
   onnx::TensorProto none;
   none.set_name("n");
   none.set_data_type(onnx::TensorProto_DataType_INT32);
@@ -764,6 +767,15 @@ TEST(OnnxImporterErrors, ConstantProblems) {
   add_node(e.mutable_graph(), "Constant", {}, {"c"}, "c");
   add_output(e.mutable_graph(), "c");
   expect_load_error(e, "exactly one value attribute");
+
+  onnx::ModelProto t = make_model();
+  auto *ct = add_node(t.mutable_graph(), "Constant", {}, {"c"}, "c");
+  auto *ta = ct->add_attribute();
+  ta->set_name("value_ints");
+  ta->set_type(onnx::AttributeProto::FLOATS);
+  ta->add_floats(1);
+  add_output(t.mutable_graph(), "c");
+  expect_load_error(t, "attribute 'value_ints' must be of type INTS");
 }
 
 }  // namespace
