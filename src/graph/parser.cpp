@@ -153,11 +153,14 @@ class Parser {
         case 'n': r += '\n'; break;
         case 't': r += '\t'; break;
         case 'r': r += '\r'; break;
-        case '"': case '\\': r += e; break;
+        case '"':
+        case '\\': r += e; break;
         case 'x': {
           unsigned v = 0;
-          auto [ptr, ec] = std::from_chars(s_.data() + p_, s_.data() + std::min(p_ + 2, s_.size()), v, 16);
-          if (ec != std::errc() || ptr != s_.data() + p_ + 2) fail(p_, "expected two hex digits after \\x");
+          auto [ptr, ec] =
+              std::from_chars(s_.data() + p_, s_.data() + std::min(p_ + 2, s_.size()), v, 16);
+          if (ec != std::errc() || ptr != s_.data() + p_ + 2)
+            fail(p_, "expected two hex digits after \\x");
           p_ += 2;
           r += static_cast<char>(v);
           break;
@@ -181,7 +184,7 @@ class Parser {
     if (p_ < s_.size() && s_[p_] == '%') {
       ++p_;
       std::string w = peek_word();
-      if (w.empty()) fail(p_, "expected a value name after '%%'");
+      if (w.empty()) fail(p_, "expected a value name after '%'");
       p_ += w.size();
       return "%" + w;
     }
@@ -220,8 +223,10 @@ class Parser {
       for (; p_ < s_.size(); ++p_) {
         char c = s_[p_];
         if (in_str) {
-          if (c == '\\') ++p_;
-          else if (c == '"') in_str = false;
+          if (c == '\\')
+            ++p_;
+          else if (c == '"')
+            in_str = false;
         } else if (c == '"') {
           in_str = true;
         } else if (c == '(') {
@@ -298,14 +303,16 @@ class Parser {
     } else {
       if (!implied || implied->dtype == DType::Undefined || !implied->has_shape ||
           !shape_is_const(implied->shape)) {
-        fail(at, "constant data needs `tensor<dtype[shape]>` when the value's type is not concrete");
+        fail(at,
+             "constant data needs `tensor<dtype[shape]>` when the value's type is not concrete");
       }
       dt = implied->dtype;
       shape = shape_values(implied->shape);
     }
     at = here();
     if (peek() == '<') {
-      fail(at, "constant data was elided when printed (elide_large_constants) and cannot be parsed");
+      fail(at,
+           "constant data was elided when printed (elide_large_constants) and cannot be parsed");
     }
     if (accept_word("hex")) return hex_data(at, dt, shape);
     // Each element takes at least two characters of text: refuse before allocating.
@@ -317,7 +324,8 @@ class Parser {
     int64_t n = 0;
     if (!accept(']')) {
       do {
-        if (n >= t.numel()) fail(here(), "more elements than the shape " + shape_str(shape_from(shape)) + " holds");
+        if (n >= t.numel())
+          fail(here(), "more elements than the shape " + shape_str(shape_from(shape)) + " holds");
         element(t, n++);
       } while (accept(','));
       expect(']');
@@ -357,13 +365,18 @@ class Parser {
       return;
     }
     if (dt == DType::Bool) {
-      if (accept_word("true")) t.as<uint8_t>()[i] = 1;
-      else if (accept_word("false")) t.as<uint8_t>()[i] = 0;
-      else fail(at, "expected true or false, found " + found());
+      if (accept_word("true"))
+        t.as<uint8_t>()[i] = 1;
+      else if (accept_word("false"))
+        t.as<uint8_t>()[i] = 0;
+      else
+        fail(at, "expected true or false, found " + found());
       return;
     }
     std::string tok = number_token();
-    auto bad = [&]() { fail(at, "malformed " + std::string(dtype_name(dt)) + " element '" + tok + "'"); };
+    auto bad = [&]() {
+      fail(at, "malformed " + std::string(dtype_name(dt)) + " element '" + tok + "'");
+    };
     if (dt == DType::F64) {
       if (!parse_number(tok, t.as<double>()[i])) bad();
       return;
@@ -371,9 +384,12 @@ class Parser {
     if (dtype_is_float(dt)) {
       float f = 0;
       if (!parse_number(tok, f)) bad();
-      if (dt == DType::F32) t.as<float>()[i] = f;
-      else if (dt == DType::F16) t.as<uint16_t>()[i] = float_to_half(f);
-      else t.as<uint16_t>()[i] = float_to_bf16(f);
+      if (dt == DType::F32)
+        t.as<float>()[i] = f;
+      else if (dt == DType::F16)
+        t.as<uint16_t>()[i] = float_to_half(f);
+      else
+        t.as<uint16_t>()[i] = float_to_bf16(f);
       return;
     }
     if (dt == DType::U64) {
@@ -475,7 +491,8 @@ class Parser {
     }
     expect('{');
     while (!accept_word("return")) {
-      if (peek() == '\0' || peek() == '}') fail(here(), "expected 'return' before the end of the graph");
+      if (peek() == '\0' || peek() == '}')
+        fail(here(), "expected 'return' before the end of the graph");
       if (accept_word("init")) {
         init(*g);
       } else {
@@ -510,8 +527,10 @@ class Parser {
     std::vector<std::optional<Decl>> outs;
     if (at_output_list()) {
       do {
-        if (accept_word("_")) outs.emplace_back();
-        else outs.emplace_back(decl());
+        if (accept_word("_"))
+          outs.emplace_back();
+        else
+          outs.emplace_back(decl());
       } while (accept(','));
       expect('=');
     }
@@ -593,7 +612,8 @@ class Parser {
     bool f32 = tok.size() > 1 && tok.back() == 'f' && tok.find("inf") == std::string::npos;
     if (f32) {
       float f = 0;
-      if (!parse_number(tok.substr(0, tok.size() - 1), f)) fail(at, "malformed number '" + tok + "'");
+      if (!parse_number(tok.substr(0, tok.size() - 1), f))
+        fail(at, "malformed number '" + tok + "'");
       a.f = f;
     } else if (!parse_number(tok, a.f)) {
       fail(at, "malformed number '" + tok + "'");
@@ -616,7 +636,10 @@ class Parser {
       p_ += w.size();
       expect('[');
       expect(']');
-      a.kind = w == "ints" ? K::Ints : w == "floats" ? K::Floats : w == "strings" ? K::Strings : K::Graphs;
+      a.kind = w == "ints"      ? K::Ints
+               : w == "floats"  ? K::Floats
+               : w == "strings" ? K::Strings
+                                : K::Graphs;
     } else if (w == "tensor") {
       a.kind = K::Tensor;
       a.t = literal(nullptr);
@@ -638,7 +661,8 @@ class Parser {
     using K = Attribute::Kind;
     size_t at = here();
     expect('[');
-    if (peek() == ']') fail(at, "an empty list needs its kind: ints[], floats[], strings[] or graphs[]");
+    if (peek() == ']')
+      fail(at, "an empty list needs its kind: ints[], floats[], strings[] or graphs[]");
     bool strings = peek() == '"', graphs = peek_word() == "graph";
     a.kind = strings ? K::Strings : graphs ? K::Graphs : K::Ints;
     std::vector<Attribute> nums;
@@ -654,8 +678,10 @@ class Parser {
     } while (accept(','));
     expect(']');
     for (auto &n : nums) {
-      if (a.kind == K::Ints) a.ints.push_back(n.i);
-      else a.floats.push_back(n.kind == K::Int ? static_cast<double>(n.i) : n.f);
+      if (a.kind == K::Ints)
+        a.ints.push_back(n.i);
+      else
+        a.floats.push_back(n.kind == K::Int ? static_cast<double>(n.i) : n.f);
     }
   }
 

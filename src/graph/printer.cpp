@@ -184,7 +184,8 @@ class Printer {
     }
     line();
     os_ << "return";
-    for (size_t i = 0; i < g.outputs.size(); ++i) os_ << (i ? ", " : " ") << value_ref(g.outputs[i]);
+    for (size_t i = 0; i < g.outputs.size(); ++i)
+      os_ << (i ? ", " : " ") << value_ref(g.outputs[i]);
     os_ << "\n";
     indent_ -= 2;
     line();
@@ -311,13 +312,18 @@ class Printer {
       case K::String: os_ << quote(a.s); break;
       case K::Tensor: literal(a.t, nullptr); break;
       case K::Graph:
-        internal_assert(a.graphs.size() == 1) << "graph attribute holds " << a.graphs.size() << " graphs";
+        internal_assert(a.graphs.size() == 1)
+            << "graph attribute holds " << a.graphs.size() << " graphs";
         subgraph(a.graphs[0]);
         break;
       case K::Floats: list("floats", a.floats, [&](double f) { os_ << float_text(f); }); break;
       case K::Ints: list("ints", a.ints, [&](int64_t i) { os_ << i; }); break;
-      case K::Strings: list("strings", a.strings, [&](const std::string &s) { os_ << quote(s); }); break;
-      case K::Graphs: list("graphs", a.graphs, [&](const std::shared_ptr<Graph> &g) { subgraph(g); }); break;
+      case K::Strings:
+        list("strings", a.strings, [&](const std::string &s) { os_ << quote(s); });
+        break;
+      case K::Graphs:
+        list("graphs", a.graphs, [&](const std::shared_ptr<Graph> &g) { subgraph(g); });
+        break;
     }
   }
 

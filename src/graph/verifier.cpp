@@ -31,7 +31,8 @@ class Verifier {
       }
       for (const auto &[attr, a] : n->attrs) {
         for (const auto &sub : a.graphs) {
-          user_assert(sub) << where(g) << n->describe() << ": attribute '" << attr << "' holds no graph";
+          user_assert(sub) << where(g) << n->describe() << ": attribute '" << attr
+                           << "' holds no graph";
           user_assert(sub->parent == &g) << where(g) << n->describe() << ": subgraph '" << sub->name
                                          << "' does not have this graph as its parent";
           outer_.push_back(&defined);
@@ -45,7 +46,8 @@ class Verifier {
     }
     for (const Value *v : g.outputs) {
       user_assert(v) << where(g) << "a graph output is null";
-      user_assert(visible(defined, v)) << where(g) << "graph output " << value_ref(v) << " is not defined";
+      user_assert(visible(defined, v))
+          << where(g) << "graph output " << value_ref(v) << " is not defined";
     }
   }
 
@@ -57,7 +59,8 @@ class Verifier {
     ValueSet all;
     std::map<std::string, const Value *> names;
     auto define = [&](const Value *v, const Node *producer) {
-      user_assert(all.insert(v).second) << where(g) << "value " << value_ref(v) << " is defined more than once";
+      user_assert(all.insert(v).second)
+          << where(g) << "value " << value_ref(v) << " is defined more than once";
       user_assert(names.emplace(v->name, v).second)
           << where(g) << "two different values are named " << value_ref(v);
       if (v->producer == producer) return;

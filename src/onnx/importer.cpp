@@ -146,7 +146,7 @@ class Importer {
   Dim fresh_dim();
 
   std::string base_dir_;
-  int opset_;
+  int opset_;  // 0: the model imports no default-domain opset
   std::set<std::pair<std::string, std::string>> functions_;  // (domain, name)
   std::set<std::string> dim_params_;  // symbols the model names itself
   int fresh_ = 0;
@@ -256,6 +256,8 @@ void Importer::check_op(const onnx::NodeProto &n, int index) {
     user_error << "unsupported op '" << n.op_type() << "' from domain '" << n.domain()
                << "' (node " << node_id(n, index) << ")";
   }
+  user_assert(opset_ != 0) << "the model imports no opset for the default ONNX domain, which "
+                           << node_label(n, index) << " uses";
   if (n.op_type() == "Constant") return;
   user_assert(op_kind_from_name(n.op_type()) != OpKind::Unknown)
       << "unknown op '" << n.op_type() << "' (node " << node_id(n, index)
@@ -517,8 +519,10 @@ Model import_model(const onnx::ModelProto &mp, const std::string &base_dir,
         << imp.version();
     opset = imp.version();
   }
-  user_assert(opset != -1) << "the model imports no opset for the default ONNX domain";
-  user_assert(opset >= 1) << "invalid default-domain opset " << opset;
+  // Without a default-domain import only other-domain ops can follow; check_op reports
+  // the first node of either kind.
+  if (opset == -1) opset = 0;
+  user_assert(opset >= 0) << "invalid default-domain opset " << opset;
   user_assert(opset <= kMaxOpset)
       << "the model uses opset " << opset << "; kiln supports opsets up to " << kMaxOpset
       << " (re-export with opset_version=" << kMaxOpset << ")";

@@ -1,7 +1,8 @@
 // ONNX import: a ModelProto becomes a Model holding Graph IR.
 //
 // Post-conditions of a successful import:
-//  - every node's op kind is known (ops.def); default-domain opset is 1..17 and recorded in
+//  - every node's op kind is known (ops.def); the default-domain opset is 1..17 (0 only for
+//    a model without default-domain nodes that imports none) and recorded in
 //    Model::opset and every Node::opset; Node::domain is "" for the default domain;
 //  - initializers and the outputs of Constant nodes (which create no Node) are Values with
 //    `constant` set (dtype, concrete shape, has_shape), no producer, listed in

@@ -29,7 +29,9 @@ std::string user_error_of(F &&f) {
   return "";
 }
 
-bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
+bool contains(const std::string &s, const std::string &part) {
+  return s.find(part) != std::string::npos;
+}
 
 Value *typed(Graph &g, const std::string &name, DType dt, Shape shape) {
   Value *v = g.new_value(name);
@@ -140,9 +142,9 @@ TEST(GraphText, ConstantsRoundTripBitExactly) {
   m.graph = std::make_shared<Graph>();
   Graph &g = *m.graph;
   g.name = "consts";
-  const DType kTypes[] = {DType::F32, DType::F64,  DType::F16, DType::BF16, DType::I8,
-                          DType::U8,  DType::I16,  DType::U16, DType::I32,  DType::U32,
-                          DType::I64, DType::U64,  DType::Bool};
+  const DType kTypes[] = {DType::F32, DType::F64, DType::F16, DType::BF16, DType::I8,
+                          DType::U8,  DType::I16, DType::U16, DType::I32,  DType::U32,
+                          DType::I64, DType::U64, DType::Bool};
   for (DType dt : kTypes) {
     for (int64_t n : {3, 40}) {
       // Random bytes: NaNs with payloads, subnormals, bools other than 0/1.
@@ -184,10 +186,21 @@ TEST(GraphText, ConstantsRoundTripBitExactly) {
 }
 
 TEST(GraphText, AttributesRoundTripExactly) {
-  const double kDoubles[] = {0.1, static_cast<double>(0.1f), 1e300, -0.0, 5e-324, 1.0, -2.5, 1e-5,
-                             static_cast<double>(1e-5f), std::numeric_limits<double>::infinity(),
-                             static_cast<double>(std::numeric_limits<float>::denorm_min()), 3.0e38,
-                             static_cast<double>(3.0e38f), 16777216.0, 123456789.0};
+  const double kDoubles[] = {0.1,
+                             static_cast<double>(0.1f),
+                             1e300,
+                             -0.0,
+                             5e-324,
+                             1.0,
+                             -2.5,
+                             1e-5,
+                             static_cast<double>(1e-5f),
+                             std::numeric_limits<double>::infinity(),
+                             static_cast<double>(std::numeric_limits<float>::denorm_min()),
+                             3.0e38,
+                             static_cast<double>(3.0e38f),
+                             16777216.0,
+                             123456789.0};
   Model m;
   m.graph = std::make_shared<Graph>();
   Graph &g = *m.graph;
@@ -344,8 +357,9 @@ TEST(GraphText, ParseErrorsGiveLineAndColumn) {
     EXPECT_EQ(msg.rfind(c.where, 0), 0u) << "for:\n" << c.body << "got: " << msg;
     EXPECT_TRUE(contains(msg, c.what)) << "for:\n" << c.body << "got: " << msg;
   }
-  EXPECT_TRUE(contains(user_error_of([] { parse_model("model {opset = \"x\"}\ngraph g() {\n return\n}"); }),
-                       "1:7:"));
+  EXPECT_TRUE(
+      contains(user_error_of([] { parse_model("model {opset = \"x\"}\ngraph g() {\n return\n}"); }),
+               "1:7:"));
   EXPECT_TRUE(contains(user_error_of([] { parse_model(""); }), "1:1: expected 'graph'"));
 }
 
@@ -392,45 +406,53 @@ TEST(Verifier, AcceptsWellFormedGraph) {
 TEST(Verifier, CatchesUseBeforeDefinition) {
   Chain c;
   std::swap(c.g().nodes[0], c.g().nodes[1]);
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }), "Neg uses %a before it is defined"));
+  EXPECT_TRUE(
+      contains(user_error_of([&] { verify_graph(c.g()); }), "Neg uses %a before it is defined"));
 }
 
 TEST(Verifier, CatchesUndefinedValues) {
   Chain c;
   Value *ghost = c.g().new_value("ghost");
   c.g().nodes[1]->inputs[0] = ghost;
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }), "Neg uses undefined value %ghost"));
+  EXPECT_TRUE(
+      contains(user_error_of([&] { verify_graph(c.g()); }), "Neg uses undefined value %ghost"));
 }
 
 TEST(Verifier, CatchesDoubleDefinition) {
   Chain c;
   c.g().nodes[1]->outputs[0] = c.a;
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }), "value %a is defined more than once"));
+  EXPECT_TRUE(
+      contains(user_error_of([&] { verify_graph(c.g()); }), "value %a is defined more than once"));
 
   Chain same_name;
   same_name.b->name = "a";
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(same_name.g()); }), "two different values are named %a"));
+  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(same_name.g()); }),
+                       "two different values are named %a"));
 
   Chain input_twice;
   input_twice.g().initializers.push_back(input_twice.x);
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(input_twice.g()); }), "%x is defined more than once"));
+  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(input_twice.g()); }),
+                       "%x is defined more than once"));
 }
 
 TEST(Verifier, CatchesUndefinedGraphOutputs) {
   Chain c;
   c.g().outputs.push_back(c.g().new_value("nowhere"));
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }), "graph output %nowhere is not defined"));
+  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }),
+                       "graph output %nowhere is not defined"));
 }
 
 TEST(Verifier, CatchesProducerMismatchAndUnknownKinds) {
   Chain c;
   c.b->producer = c.g().nodes[0].get();
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }), "value %b has producer Relu, expected Neg"));
+  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(c.g()); }),
+                       "value %b has producer Relu, expected Neg"));
 
   Chain unknown;
   unknown.g().nodes[0]->kind = OpKind::Unknown;
   unknown.g().nodes[0]->op_type = "Frobnicate";
-  EXPECT_TRUE(contains(user_error_of([&] { verify_graph(unknown.g()); }), "Frobnicate has an op kind"));
+  EXPECT_TRUE(
+      contains(user_error_of([&] { verify_graph(unknown.g()); }), "Frobnicate has an op kind"));
 }
 
 TEST(Verifier, ChecksSubgraphs) {
@@ -454,18 +476,21 @@ TEST(Verifier, ChecksSubgraphs) {
     Model m = parse_model(text);
     Graph &then_g = *m.graph->nodes[0]->attrs["then_branch"].graphs[0];
     then_g.nodes[0]->inputs[0] = m.graph->nodes[1]->outputs[0];
-    EXPECT_TRUE(contains(user_error_of([&] { verify_graph(*m.graph); }), "graph 't': Relu uses undefined value %z"));
+    EXPECT_TRUE(contains(user_error_of([&] { verify_graph(*m.graph); }),
+                         "graph 't': Relu uses undefined value %z"));
   }
   {
     Model m = parse_model(text);
     Graph &else_g = *m.graph->nodes[0]->attrs["else_branch"].graphs[0];
     else_g.outputs[0] = m.graph->nodes[0]->outputs[0];
-    EXPECT_TRUE(contains(user_error_of([&] { verify_graph(*m.graph); }), "graph output %y is not defined"));
+    EXPECT_TRUE(
+        contains(user_error_of([&] { verify_graph(*m.graph); }), "graph output %y is not defined"));
   }
   {
     Model m = parse_model(text);
     m.graph->nodes[0]->attrs["else_branch"].graphs[0]->parent = nullptr;
-    EXPECT_TRUE(contains(user_error_of([&] { verify_graph(*m.graph); }), "does not have this graph as its parent"));
+    EXPECT_TRUE(contains(user_error_of([&] { verify_graph(*m.graph); }),
+                         "does not have this graph as its parent"));
   }
 }
 

@@ -702,7 +702,10 @@ TEST(OnnxImporterErrors, OpsetOutOfRange) {
   expect_load_error(m, "kiln supports opsets up to 17");
   onnx::ModelProto none = make_model();
   none.clear_opset_import();
-  expect_load_error(none, "no opset");
+  add_input(none.mutable_graph(), "x", onnx::TensorProto_DataType_FLOAT, {int64_t{1}});
+  add_node(none.mutable_graph(), "Relu", {"x"}, {"y"}, "r");
+  add_output(none.mutable_graph(), "y");
+  expect_load_error(none, "no opset for the default ONNX domain, which node 'r' (Relu) uses");
 }
 
 // An initializer stored externally at `location` with the given offset/length strings.
