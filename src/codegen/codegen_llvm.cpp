@@ -338,6 +338,13 @@ class CodeGen {
     if (n == "bit_or") return b_.CreateOr(a[0], a[1]);
     if (n == "bit_xor") return b_.CreateXor(a[0], a[1]);
     if (n == "bit_not") return b_.CreateNot(a[0]);
+    if (n == "bf16_trunc") {
+      // float -> bfloat16 by dropping the low mantissa bits (ONNX Cast's reference).
+      llvm::Value *f = a[0];
+      if (t.bits == 64) f = b_.CreateFPTrunc(f, b_.getFloatTy());
+      llvm::Value *w = b_.CreateBitCast(f, b_.getInt32Ty());
+      return b_.CreateTrunc(b_.CreateLShr(w, b_.getInt32(16)), b_.getInt16Ty());
+    }
     if (n == "trunc_div") return t.is_uint() ? b_.CreateUDiv(a[0], a[1]) : b_.CreateSDiv(a[0], a[1]);
     if (n == "trunc_mod") {
       if (t.is_float()) return b_.CreateFRem(a[0], a[1]);

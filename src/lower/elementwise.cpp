@@ -197,6 +197,9 @@ Stmt lower_cast(LowerContext &c) {
     // Half types convert through f32 (storage types differ from compute types).
     if (x.dtype == DType::F16 && y.dtype != DType::F32) v = cast(Type::f(32), v);
     if (y.dtype == DType::F16 && !x.storage().is_float()) v = cast(Type::f(32), v);
+    if (y.dtype == DType::BF16 && (x.dtype == DType::F32 || x.dtype == DType::F64)) {
+      return call(Type::bf16(), "bf16_trunc", {v});
+    }
     return cast(y.storage(), v);
   });
 }

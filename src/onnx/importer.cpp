@@ -172,11 +172,11 @@ void Importer::apply_type(const onnx::ValueInfoProto &vi, Value *v, const char *
   const auto &tt = type.tensor_type();
   int et = tt.elem_type();
   if (et != onnx::TensorProto_DataType_UNDEFINED) {
-    user_assert(dtype_valid(et)) << what << " '" << vi.name() << "' has unsupported element type "
-                                 << (et == onnx::TensorProto_DataType_COMPLEX64    ? "complex64"
-                                     : et == onnx::TensorProto_DataType_COMPLEX128 ? "complex128"
-                                                                                   : "")
-                                 << " (" << et << ")";
+    user_assert(dtype_valid(et))
+        << what << " '" << vi.name() << "' has unsupported element type "
+        << (onnx::TensorProto_DataType_IsValid(et)
+                ? onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(et))
+                : std::to_string(et));
     v->dtype = static_cast<DType>(et);
   }
   if (!tt.has_shape()) return;
@@ -348,9 +348,12 @@ void Importer::import_constant(const onnx::NodeProto &n, int index, Graph &g) {
   const std::string &out = n.output(0);
   const std::string &an = a.name();
   static const std::map<std::string, int> kExpected = {
-      {"value", onnx::AttributeProto::TENSOR},       {"value_float", onnx::AttributeProto::FLOAT},
-      {"value_floats", onnx::AttributeProto::FLOATS}, {"value_int", onnx::AttributeProto::INT},
-      {"value_ints", onnx::AttributeProto::INTS},     {"value_string", onnx::AttributeProto::STRING},
+      {"value", onnx::AttributeProto::TENSOR},
+      {"value_float", onnx::AttributeProto::FLOAT},
+      {"value_floats", onnx::AttributeProto::FLOATS},
+      {"value_int", onnx::AttributeProto::INT},
+      {"value_ints", onnx::AttributeProto::INTS},
+      {"value_string", onnx::AttributeProto::STRING},
       {"value_strings", onnx::AttributeProto::STRINGS}};
   auto expected = kExpected.find(an);
   if (expected != kExpected.end()) {
@@ -543,27 +546,37 @@ Model import_model(const onnx::ModelProto &mp, const std::string &base_dir,
   return m;
 }
 
+// Runs `f`, prefixing the model's name to every user-facing error it raises.
+template <typename F>
+Model with_model_name(const std::string &name, F &&f) {
+  try {
+    return f();
+  } catch (const Error &e) {
+    if (e.kind() != ErrorKind::User) throw;
+    user_error << name << ": " << e.what();
+  } catch (const fs::filesystem_error &e) {
+    user_error << name << ": " << e.what();
+  } catch (const std::bad_alloc &) {
+    user_error << name << ": out of memory while importing the model";
+  }
+  return {};
+}
+
+constexpr const char *kTooBig =
+    "not a valid ONNX model for kiln: protobuf files are limited to 2 GB; store the weights "
+    "as external data";
+
 }  // namespace
 
 Model load_onnx_bytes(const std::string &bytes, const std::string &base_dir,
                       const std::string &name_for_messages) {
-  try {
+  return with_model_name(name_for_messages, [&] {
     user_assert(!bytes.empty()) << "not a valid ONNX model (the file is empty)";
-    user_assert(bytes.size() <= static_cast<size_t>(INT_MAX))
-        << "not a valid ONNX model for kiln: protobuf files are limited to 2 GB; store the "
-           "weights as external data";
+    user_assert(bytes.size() <= static_cast<size_t>(INT_MAX)) << kTooBig;
     onnx::ModelProto mp;
     user_assert(mp.ParseFromString(bytes)) << "not a valid ONNX model (protobuf parse failed)";
     return import_model(mp, base_dir, name_for_messages);
-  } catch (const Error &e) {
-    if (e.kind() != ErrorKind::User) throw;
-    user_error << name_for_messages << ": " << e.what();
-  } catch (const fs::filesystem_error &e) {
-    user_error << name_for_messages << ": " << e.what();
-  } catch (const std::bad_alloc &) {
-    user_error << name_for_messages << ": out of memory while importing the model";
-  }
-  return {};
+  });
 }
 
 Model load_onnx(const std::string &path) {
@@ -574,16 +587,17 @@ Model load_onnx(const std::string &path) {
   user_assert(fs::is_regular_file(st)) << path << ": not a regular file";
   uint64_t size = fs::file_size(path, ec);
   user_assert(!ec) << path << ": cannot read file size: " << ec.message();
-  user_assert(size <= static_cast<uint64_t>(INT_MAX))
-      << path << ": not a valid ONNX model for kiln: protobuf files are limited to 2 GB; store "
-      << "the weights as external data";
   std::ifstream f(path, std::ios::binary);
   user_assert(f.good()) << path << ": cannot open for reading";
-  std::string bytes(static_cast<size_t>(size), '\0');
-  f.read(bytes.data(), static_cast<std::streamsize>(size));
-  user_assert(static_cast<uint64_t>(f.gcount()) == size) << path << ": read failed";
   std::string base = fs::path(path).parent_path().string();
-  return load_onnx_bytes(bytes, base.empty() ? "." : base, path);
+  // Parsed straight from the stream: no copy of the file's bytes next to the message.
+  return with_model_name(path, [&] {
+    user_assert(size > 0) << "not a valid ONNX model (the file is empty)";
+    user_assert(size <= static_cast<uint64_t>(INT_MAX)) << kTooBig;
+    onnx::ModelProto mp;
+    user_assert(mp.ParseFromIstream(&f)) << "not a valid ONNX model (protobuf parse failed)";
+    return import_model(mp, base.empty() ? "." : base, path);
+  });
 }
 
 }  // namespace kiln

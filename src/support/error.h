@@ -43,12 +43,11 @@ class ErrorStream {
 }  // namespace kiln
 
 #define user_error ::kiln::ErrorStream(::kiln::ErrorKind::User, __FILE__, __LINE__)
+// A for-statement (not if/else) so the macro can be the body of an unbraced if without
+// -Wdangling-else; the body runs at most once, and throws.
 #define user_assert(c) \
-  if (c) {             \
-  } else               \
-    user_error
+  for (bool kiln_ok_ = static_cast<bool>(c); !kiln_ok_; kiln_ok_ = true) user_error
 #define internal_error ::kiln::ErrorStream(::kiln::ErrorKind::Internal, __FILE__, __LINE__)
 #define internal_assert(c) \
-  if (c) {                 \
-  } else                   \
-    internal_error << "condition failed: " #c " "
+  for (bool kiln_ok_ = static_cast<bool>(c); !kiln_ok_; kiln_ok_ = true) \
+  internal_error << "condition failed: " #c " "

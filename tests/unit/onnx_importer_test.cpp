@@ -236,8 +236,10 @@ TEST(OnnxImporter, ImportsValuesShapesAttributesAndConstants) {
 TEST(OnnxImporter, ConvertsAllAttributeKinds) {
   onnx::ModelProto m = make_model();
   auto *g = m.mutable_graph();
-  add_input(g, "x", onnx::TensorProto_DataType_FLOAT, {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{4}});
-  add_input(g, "k", onnx::TensorProto_DataType_FLOAT, {int64_t{2}, int64_t{2}, int64_t{3}, int64_t{3}});
+  add_input(g, "x", onnx::TensorProto_DataType_FLOAT,
+            {int64_t{1}, int64_t{2}, int64_t{4}, int64_t{4}});
+  add_input(g, "k", onnx::TensorProto_DataType_FLOAT,
+            {int64_t{2}, int64_t{2}, int64_t{3}, int64_t{3}});
   auto *n = add_node(g, "Conv", {"x", "k"}, {"y", ""}, "conv");
   auto *a = n->add_attribute();
   a->set_name("pads");
@@ -558,6 +560,9 @@ TEST(OnnxImporterErrors, EmptyAndMissingFiles) {
   TempDir dir;
   dir.write("empty.onnx", "");
   expect_user_error([&] { load_onnx((dir.path() / "empty.onnx").string()); }, "empty");
+  dir.write("junk.onnx", std::string("\xff\xff\xff\xff\x0f", 5));
+  expect_user_error([&] { load_onnx((dir.path() / "junk.onnx").string()); },
+                    "junk.onnx: not a valid ONNX model (protobuf parse failed)");
   expect_user_error([&] { load_onnx((dir.path() / "nope.onnx").string()); }, "no such file");
   expect_user_error([&] { load_onnx(dir.path().string()); }, "directory");
 }
@@ -603,7 +608,8 @@ TEST(OnnxImporterErrors, DataShorterThanShape) {
   typed.set_data_type(onnx::TensorProto_DataType_FLOAT);
   typed.add_dims(4);
   typed.add_float_data(1);
-  expect_user_error([&] { tensor_from_proto(typed, ""); }, "float_data has 1 elements but shape 4 of f32 needs 4");
+  expect_user_error([&] { tensor_from_proto(typed, ""); },
+                    "float_data has 1 elements but shape 4 of f32 needs 4");
   onnx::TensorProto none;
   none.set_name("n");
   none.set_data_type(onnx::TensorProto_DataType_INT32);
@@ -627,7 +633,7 @@ TEST(OnnxImporterErrors, UnsupportedTypes) {
   onnx::ModelProto m = make_model();
   add_input(m.mutable_graph(), "x", onnx::TensorProto_DataType_COMPLEX128, {int64_t{1}});
   add_output(m.mutable_graph(), "x");
-  expect_load_error(m, "unsupported element type");
+  expect_load_error(m, "input 'x' has unsupported element type COMPLEX128");
 
   onnx::ModelProto s = make_model();
   auto *in = s.mutable_graph()->add_input();
