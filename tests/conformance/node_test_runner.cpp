@@ -174,6 +174,10 @@ int main(int argc, char **argv) {
   std::set<std::string> expected;
   if (!expect_path.empty()) {
     std::ifstream f(expect_path);
+    if (!f) {
+      std::cerr << "kiln_node_tests: cannot read the expected-pass list " << expect_path << "\n";
+      return 2;
+    }
     std::string line;
     while (std::getline(f, line)) {
       if (!line.empty() && line[0] != '#') expected.insert(line);

@@ -1,0 +1,274 @@
+// Data-movement ops: symbolic shape inference through shape computations (the
+// Shape -> Gather -> Unsqueeze -> Concat -> Reshape chains of exported transformers),
+// dynamic-shape execution, and errors on bad models.
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "compiler/compiler.h"
+#include "graph/graph.h"
+#include "passes/passes.h"
+#include "support/error.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kOpset = 13;
+
+struct Builder {
+  Model m;
+  Graph &g;
+  Builder() : m{std::make_shared<Graph>(), kOpset, "unit", ""}, g(*m.graph) { g.name = "main"; }
+
+  Value *input(const std::string &name, DType t, Shape s) {
+    Value *v = g.new_value(name);
+    v->dtype = t;
+    v->shape = std::move(s);
+    v->has_shape = true;
+    g.inputs.push_back(v);
+    return v;
+  }
+  Value *constant(const std::vector<int64_t> &v, std::vector<int64_t> shape) {
+    Value *c = g.new_value("");
+    c->constant = Tensor::from_i64(v, shape);
+    c->dtype = DType::I64;
+    c->shape = shape_from(shape);
+    c->has_shape = true;
+    g.initializers.push_back(c);
+    return c;
+  }
+  Node *node(OpKind k, std::vector<Value *> ins, size_t outs = 1) {
+    Node *n = g.new_node(k, "");
+    n->opset = kOpset;
+    n->name = std::string(op_name(k)) + std::to_string(g.nodes.size());
+    n->inputs = std::move(ins);
+    for (size_t i = 0; i < outs; ++i) {
+      Value *o = g.new_value("");
+      o->producer = n;
+      n->outputs.push_back(o);
+    }
+    return n;
+  }
+  Value *op(OpKind k, std::vector<Value *> ins) { return node(k, std::move(ins))->outputs[0]; }
+};
+
+void set_int(Node *n, const std::string &name, int64_t v) {
+  n->attrs[name].kind = Attribute::Kind::Int;
+  n->attrs[name].i = v;
+}
+
+void set_ints(Node *n, const std::string &name, std::vector<int64_t> v) {
+  n->attrs[name].kind = Attribute::Kind::Ints;
+  n->attrs[name].ints = std::move(v);
+}
+
+// The message of the user_error `f` throws; empty when it throws nothing.
+template <typename F>
+std::string user_error_of(F &&f) {
+  try {
+    f();
+  } catch (const Error &e) {
+    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
+    return e.what();
+  }
+  return "";
+}
+
+Tensor iota_f32(std::vector<int64_t> shape) {
+  Tensor t(DType::F32, std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.as<float>()[i] = static_cast<float>(i);
+  return t;
+}
+
+// x[batch, seq, H * D] -> Reshape(x, Concat(Shape(x)[0], Shape(x)[1], [H, D])): the
+// multi-head split of an exported BERT.
+Value *heads_reshape(Builder &b, Value *x, int64_t heads, int64_t head_dim) {
+  Value *shape = b.op(OpKind::Shape, {x});
+  Value *batch = b.op(OpKind::Gather, {shape, b.constant({0}, {})});
+  Value *seq = b.op(OpKind::Gather, {shape, b.constant({1}, {})});
+  Value *axes = b.constant({0}, {1});
+  Value *b1 = b.op(OpKind::Unsqueeze, {batch, axes});
+  Value *s1 = b.op(OpKind::Unsqueeze, {seq, axes});
+  Node *cat = b.node(OpKind::Concat, {b1, s1, b.constant({heads, head_dim}, {2})});
+  set_int(cat, "axis", 0);
+  return b.op(OpKind::Reshape, {x, cat->outputs[0]});
+}
+
+TEST(TransformShapes, ShapeGatherConcatReshapeStaysSymbolic) {
+  Builder b;
+  Dim batch = Dim::sym("batch"), seq = Dim::sym("seq");
+  Value *x = b.input("x", DType::F32, {batch, seq, 768});
+  Value *y = heads_reshape(b, x, 12, 64);
+  b.g.outputs = {y};
+  infer_shapes(b.g);
+  ASSERT_TRUE(y->has_shape);
+  EXPECT_TRUE(shapes_same(y->shape, {batch, seq, 12, 64})) << shape_str(y->shape);
+  // The target's contents are symbolic too.
+  Value *target = y->producer->inputs[1];
+  ASSERT_TRUE(target->sym_values);
+  EXPECT_TRUE(shapes_same(*target->sym_values, {batch, seq, 12, 64}));
+}
+
+TEST(TransformShapes, ReshapeInfersMinusOneSymbolically) {
+  Builder b;
+  Dim batch = Dim::sym("batch"), seq = Dim::sym("seq");
+  Value *x = b.input("x", DType::F32, {batch, seq, 768});
+  Value *y = b.op(OpKind::Reshape, {x, b.constant({0, 0, -1, 64}, {4})});
+  Value *z = b.op(OpKind::Reshape, {x, b.constant({-1, 768}, {2})});
+  Node *fl = b.node(OpKind::Flatten, {x});
+  set_int(fl, "axis", 2);
+  b.g.outputs = {y, z, fl->outputs[0]};
+  infer_shapes(b.g);
+  EXPECT_TRUE(shapes_same(y->shape, {batch, seq, 12, 64})) << shape_str(y->shape);
+  EXPECT_TRUE(shapes_same(z->shape, {batch * seq, 768})) << shape_str(z->shape);
+  EXPECT_TRUE(shapes_same(fl->outputs[0]->shape, {batch * seq, 768})) << shape_str(fl->outputs[0]->shape);
+}
+
+TEST(TransformShapes, UnknownTargetGivesFreshDims) {
+  Builder b;
+  Value *x = b.input("x", DType::F32, {6, 4});
+  Value *t = b.input("t", DType::I64, {3});
+  Value *y = b.op(OpKind::Reshape, {x, t});
+  b.g.outputs = {y};
+  infer_shapes(b.g);
+  ASSERT_TRUE(y->has_shape);
+  ASSERT_EQ(y->shape.size(), 3u);
+  for (const Dim &d : y->shape) EXPECT_EQ(d.kind(), Dim::Kind::Sym);
+}
+
+TEST(TransformShapes, SliceAndRangeOfSymbolicDims) {
+  Builder b;
+  Dim batch = Dim::sym("batch"), seq = Dim::sym("seq");
+  Value *x = b.input("x", DType::F32, {batch, seq, 8});
+  int64_t big = std::numeric_limits<int64_t>::max();
+  // x[:, 1:], x[:, -1:], x[..., 2:6]
+  Value *tail = b.op(OpKind::Slice, {x, b.constant({1}, {1}), b.constant({big}, {1}), b.constant({1}, {1})});
+  Value *last = b.op(OpKind::Slice, {x, b.constant({-1}, {1}), b.constant({big}, {1}), b.constant({1}, {1})});
+  Value *mid = b.op(OpKind::Slice, {x, b.constant({2}, {1}), b.constant({6}, {1}), b.constant({-1}, {1})});
+  // Shape(x)[1:2] feeds Range(0, seq, 1) via Squeeze.
+  Value *shape = b.op(OpKind::Shape, {x});
+  Value *s = b.op(OpKind::Slice, {shape, b.constant({1}, {1}), b.constant({2}, {1})});
+  Value *n = b.op(OpKind::Squeeze, {s, b.constant({0}, {1})});
+  Value *r = b.op(OpKind::Range, {b.constant({0}, {}), n, b.constant({1}, {})});
+  b.g.outputs = {tail, last, mid, r};
+  infer_shapes(b.g);
+  EXPECT_TRUE(shapes_same(tail->shape, {batch, dim_max(seq - 1, 0), 8})) << shape_str(tail->shape);
+  EXPECT_TRUE(shapes_same(last->shape, {batch, dim_min(1, seq), 8})) << shape_str(last->shape);
+  EXPECT_TRUE(shapes_same(mid->shape, {batch, seq, 4})) << shape_str(mid->shape);
+  ASSERT_TRUE(s->sym_values);
+  EXPECT_TRUE(shapes_same(*s->sym_values, {seq}));
+  EXPECT_TRUE(shapes_same(r->shape, {seq})) << shape_str(r->shape);
+}
+
+TEST(TransformRun, DynamicShapesRunWithDifferentSizes) {
+  Builder b;
+  Value *x = b.input("x", DType::F32, {Dim::sym("batch"), Dim::sym("seq"), 6});
+  Value *y = heads_reshape(b, x, 2, 3);
+  Node *tr = b.node(OpKind::Transpose, {y});
+  set_ints(tr, "perm", {0, 2, 1, 3});
+  // Then the last time step of each head, reversed along the head dim.
+  int64_t big = std::numeric_limits<int64_t>::max();
+  Value *last = b.op(OpKind::Slice, {tr->outputs[0], b.constant({-1, big}, {2}), b.constant({big, -big}, {2}),
+                                     b.constant({2, 3}, {2}), b.constant({1, -1}, {2})});
+  b.g.outputs = {tr->outputs[0], last};
+  auto cm = CompiledModel::compile(std::move(b.m));
+  for (int64_t batch : {1, 3}) {
+    for (int64_t seq : {1, 5}) {
+      Tensor in = iota_f32({batch, seq, 6});
+      auto outs = cm->run({{"x", in}});
+      ASSERT_EQ(outs[0].shape(), (std::vector<int64_t>{batch, 2, seq, 3}));
+      ASSERT_EQ(outs[1].shape(), (std::vector<int64_t>{batch, 2, 1, 3}));
+      const float *t = outs[0].as<float>(), *l = outs[1].as<float>();
+      for (int64_t n = 0; n < batch; ++n) {
+        for (int64_t h = 0; h < 2; ++h) {
+          for (int64_t s = 0; s < seq; ++s) {
+            for (int64_t d = 0; d < 3; ++d) {
+              float want = static_cast<float>(((n * seq + s) * 2 + h) * 3 + d);
+              EXPECT_EQ(t[((n * 2 + h) * seq + s) * 3 + d], want);
+              if (s == seq - 1) EXPECT_EQ(l[(n * 2 + h) * 3 + (2 - d)], want);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TransformRun, DataDependentOutputShapes) {
+  Builder b;
+  Value *x = b.input("x", DType::F32, {4, 3});
+  Value *cond = b.input("cond", DType::Bool, {Dim::sym("n")});
+  Node *cp = b.node(OpKind::Compress, {x, cond});
+  set_int(cp, "axis", 0);
+  Value *reps = b.input("reps", DType::I64, {2});
+  Value *tiled = b.op(OpKind::Tile, {x, reps});
+  Value *idx = b.input("idx", DType::I64, {2});
+  Value *g = b.op(OpKind::Gather, {x, idx});
+  b.g.outputs = {cp->outputs[0], tiled, g};
+  auto cm = CompiledModel::compile(std::move(b.m));
+  Tensor c(DType::Bool, {3});
+  c.as<uint8_t>()[0] = 0;
+  c.as<uint8_t>()[1] = 1;
+  c.as<uint8_t>()[2] = 1;
+  auto outs = cm->run({{"x", iota_f32({4, 3})},
+                       {"cond", c},
+                       {"reps", Tensor::from_i64({2, 1}, {2})},
+                       {"idx", Tensor::from_i64({-1, 0}, {2})}});
+  ASSERT_EQ(outs[0].shape(), (std::vector<int64_t>{2, 3}));
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(outs[0].as<float>()[i], static_cast<float>(i + 3));
+  ASSERT_EQ(outs[1].shape(), (std::vector<int64_t>{8, 3}));
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(outs[1].as<float>()[i], static_cast<float>(i % 12));
+  ASSERT_EQ(outs[2].shape(), (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(outs[2].as<float>()[0], 9.0f);
+  EXPECT_EQ(outs[2].as<float>()[3], 0.0f);
+}
+
+TEST(TransformErrors, BadModelsGiveUserErrors) {
+  auto infer_one = [](auto build) {
+    Builder b;
+    build(b);
+    infer_shapes(b.g);
+  };
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                Node *n = b.node(OpKind::Transpose, {b.input("x", DType::F32, {2, 3})});
+                set_ints(n, "perm", {0, 0});
+              });
+            }).find("repeated"),
+            std::string::npos);
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                b.op(OpKind::Reshape, {b.input("x", DType::F32, {2, 3}), b.constant({4, -1}, {2})});
+              });
+            }).find("cannot reshape"),
+            std::string::npos);
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                Node *n = b.node(OpKind::Concat, {b.input("x", DType::F32, {2, 3}), b.input("y", DType::F32, {2})});
+                set_int(n, "axis", 0);
+              });
+            }).find("rank"),
+            std::string::npos);
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                b.node(OpKind::Split, {b.input("x", DType::F32, {5}), b.constant({2, 2}, {2})}, 2);
+              });
+            }).find("split sizes sum to 4"),
+            std::string::npos);
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                b.op(OpKind::Squeeze, {b.input("x", DType::F32, {2, 3}), b.constant({1}, {1})});
+              });
+            }).find("cannot squeeze"),
+            std::string::npos);
+  EXPECT_NE(user_error_of([&] {
+              infer_one([](Builder &b) {
+                Node *n = b.node(OpKind::DepthToSpace, {b.input("x", DType::F32, {1, 6, 2, 2})});
+                set_int(n, "blocksize", 2);
+              });
+            }).find("divisible"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln
