@@ -89,43 +89,53 @@ std::vector<std::string> CompiledModel::kernel_ir() const {
   return out;
 }
 
-std::vector<Tensor> evaluate_node(const Node &n, const std::vector<Tensor> &inputs, Jit &jit) {
-  std::vector<const Tensor *> ins;
-  for (auto &t : inputs) ins.push_back(t.defined() ? &t : nullptr);
-  std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
-  std::vector<OperandDesc> id, od;
-  for (auto *t : ins) {
-    OperandDesc d;
-    if (t) {
-      d.dtype = t->dtype();
-      d.shape = shape_from(t->shape());
-      d.value = t;
-    }
-    id.push_back(d);
-  }
-  std::vector<Tensor> outs(n.outputs.size());
-  for (size_t i = 0; i < outs.size(); ++i) {
-    OperandDesc d;
-    if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
-      outs[i] = Tensor(shapes[i].dtype, shape_values(shapes[i].shape));
-      d.dtype = outs[i].dtype();
-      d.shape = shapes[i].shape;
-    }
-    od.push_back(d);
-  }
+std::vector<std::vector<Tensor>> evaluate_nodes(const std::vector<const Node *> &nodes,
+                                                const std::vector<std::vector<Tensor>> &inputs, Jit &jit) {
   static int counter = 0;
-  std::string name = "fold" + std::to_string(counter++) + "_" + op_name(n.kind);
-  auto spec = build_kernel(n, id, od, name);
-  internal_assert(spec) << "constant folding of " << n.describe() << " needs values it was given";
-  auto fns = jit.compile({spec->kernel});
-  std::vector<void *> bufs;
-  for (auto *t : ins) {
-    if (t) bufs.push_back(const_cast<void *>(t->data()));
+  std::vector<std::vector<Tensor>> outs(nodes.size());
+  std::vector<Kernel> kernels;
+  std::vector<std::string> names;
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    const Node &n = *nodes[k];
+    std::vector<const Tensor *> ins;
+    for (auto &t : inputs[k]) ins.push_back(t.defined() ? &t : nullptr);
+    std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
+    std::vector<OperandDesc> id, od;
+    for (auto *t : ins) {
+      OperandDesc d;
+      if (t) {
+        d.dtype = t->dtype();
+        d.shape = shape_from(t->shape());
+        d.value = t;
+      }
+      id.push_back(d);
+    }
+    outs[k].resize(n.outputs.size());
+    for (size_t i = 0; i < outs[k].size(); ++i) {
+      OperandDesc d;
+      if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
+        outs[k][i] = Tensor(shapes[i].dtype, shape_values(shapes[i].shape));
+        d.dtype = outs[k][i].dtype();
+        d.shape = shapes[i].shape;
+      }
+      od.push_back(d);
+    }
+    names.push_back("fold" + std::to_string(counter++) + "_" + op_name(n.kind));
+    auto spec = build_kernel(n, id, od, names.back());
+    internal_assert(spec) << "constant folding of " << n.describe() << " needs values it was given";
+    kernels.push_back(spec->kernel);
   }
-  for (auto &o : outs) {
-    if (o.defined()) bufs.push_back(o.data());
+  auto fns = jit.compile(kernels);
+  for (size_t k = 0; k < nodes.size(); ++k) {
+    std::vector<void *> bufs;
+    for (auto &t : inputs[k]) {
+      if (t.defined()) bufs.push_back(const_cast<void *>(t.data()));
+    }
+    for (auto &o : outs[k]) {
+      if (o.defined()) bufs.push_back(o.data());
+    }
+    fns.at(names[k])(bufs.data(), nullptr);
   }
-  fns.at(name)(bufs.data(), nullptr);
   return outs;
 }
 

@@ -56,8 +56,9 @@ class CompiledModel {
 // Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md).
 void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, CompileStats &stats);
 
-// Evaluates one node on concrete inputs with a freshly compiled kernel (constant folding
-// and tests use it).
-std::vector<Tensor> evaluate_node(const Node &n, const std::vector<Tensor> &inputs, Jit &jit);
+// Evaluates nodes on concrete inputs, compiling all their kernels in one module
+// (constant folding and tests use it). Returns each node's outputs.
+std::vector<std::vector<Tensor>> evaluate_nodes(const std::vector<const Node *> &nodes,
+                                                const std::vector<std::vector<Tensor>> &inputs, Jit &jit);
 
 }  // namespace kiln

@@ -50,7 +50,9 @@ void pin_input_shapes(Graph &g, const std::map<std::string, std::vector<int64_t>
 
 void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, CompileStats &stats) {
   pin_input_shapes(*m.graph, o.input_shapes);
-  NodeEvaluator eval = [&](const Node &n, const std::vector<Tensor> &ins) { return evaluate_node(n, ins, jit); };
+  NodeEvaluator eval = [&](const std::vector<const Node *> &nodes, const std::vector<std::vector<Tensor>> &ins) {
+    return evaluate_nodes(nodes, ins, jit);
+  };
   size_t before = m.graph->nodes.size();
   // O0: cleanup, shapes, constants.
   run_pass("remove-identities", m, o, [](Graph &g) { remove_identities(g); });

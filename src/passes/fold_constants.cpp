@@ -1,37 +1,58 @@
+#include <set>
+
 #include "passes/passes.h"
 #include "support/error.h"
 
 namespace kiln {
 
+namespace {
+bool foldable(const Node &n, size_t max_bytes) {
+  if (op_path(n.kind) != ExecPath::Codegen || n.inputs.empty()) return false;
+  for (Value *v : n.inputs) {
+    if (v && !v->constant) return false;
+  }
+  for (Value *o : n.outputs) {
+    if (!o) continue;
+    if (!o->has_shape || !shape_is_const(o->shape) || o->dtype == DType::Undefined || o->dtype == DType::String) {
+      return false;
+    }
+    if (static_cast<size_t>(shape_numel(shape_values(o->shape))) * dtype_size(o->dtype) > max_bytes) return false;
+  }
+  return true;
+}
+}  // namespace
+
 void fold_constants(Graph &g, const NodeEvaluator &eval, size_t max_bytes) {
+  std::set<const Node *> folded;
+  for (;;) {
+    std::vector<const Node *> ready;
+    std::vector<std::vector<Tensor>> inputs;
+    for (auto &n : g.nodes) {
+      if (folded.count(n.get()) || !foldable(*n, max_bytes)) continue;
+      ready.push_back(n.get());
+      std::vector<Tensor> ins;
+      for (Value *v : n->inputs) ins.push_back(v ? *v->constant : Tensor());
+      inputs.push_back(std::move(ins));
+    }
+    if (ready.empty()) break;
+    std::vector<std::vector<Tensor>> outs = eval(ready, inputs);
+    internal_assert(outs.size() == ready.size()) << "evaluator returned wrong node count";
+    for (size_t k = 0; k < ready.size(); ++k) {
+      const Node &n = *ready[k];
+      internal_assert(outs[k].size() == n.outputs.size()) << "evaluator returned wrong output count";
+      for (size_t i = 0; i < outs[k].size(); ++i) {
+        Value *o = n.outputs[i];
+        if (!o) continue;
+        o->constant = outs[k][i];
+        o->producer = nullptr;
+        g.initializers.push_back(o);
+      }
+      folded.insert(&n);
+    }
+  }
   std::vector<std::unique_ptr<Node>> kept;
   for (auto &n : g.nodes) {
-    bool foldable = op_path(n->kind) == ExecPath::Codegen && !n->inputs.empty();
-    for (Value *v : n->inputs) {
-      if (v && !v->constant) foldable = false;
-    }
-    for (Value *o : n->outputs) {
-      if (!o || !o->has_shape || !shape_is_const(o->shape) || o->dtype == DType::Undefined ||
-          o->dtype == DType::String) {
-        foldable = false;
-      } else if (static_cast<size_t>(shape_numel(shape_values(o->shape))) * dtype_size(o->dtype) > max_bytes) {
-        foldable = false;
-      }
-    }
-    if (!foldable) {
-      kept.push_back(std::move(n));
-      continue;
-    }
-    std::vector<Tensor> ins;
-    for (Value *v : n->inputs) ins.push_back(v ? *v->constant : Tensor());
-    std::vector<Tensor> outs = eval(*n, ins);
-    internal_assert(outs.size() == n->outputs.size()) << "evaluator returned wrong output count";
-    for (size_t i = 0; i < outs.size(); ++i) {
-      Value *o = n->outputs[i];
-      o->constant = outs[i];
-      o->producer = nullptr;
-      g.initializers.push_back(o);
-    }
+    if (!folded.count(n.get())) kept.push_back(std::move(n));
   }
   g.nodes = std::move(kept);
 }

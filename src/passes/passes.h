@@ -21,7 +21,10 @@ void infer_shapes(Graph &g);
 
 // Evaluates nodes whose inputs are all constants, replacing their outputs with constants,
 // within a memory budget (outputs larger than `max_bytes` stay computed at run time).
-using NodeEvaluator = std::function<std::vector<Tensor>(const Node &, const std::vector<Tensor> &)>;
+// Works in rounds: every round evaluates all currently foldable nodes with one call of
+// `eval` (one compiled module), so chains of N shape computations cost N rounds.
+using NodeEvaluator = std::function<std::vector<std::vector<Tensor>>(
+    const std::vector<const Node *> &, const std::vector<std::vector<Tensor>> &)>;
 void fold_constants(Graph &g, const NodeEvaluator &eval, size_t max_bytes = size_t{64} << 20);
 
 // Removes nodes whose outputs are unused (and unused initializers).

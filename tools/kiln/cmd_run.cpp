@@ -35,6 +35,7 @@ const char *kHelp =
     "  -O0 .. -O3              optimization level (default -O0)\n"
     "  --print-after PASS      print the Graph IR after PASS (or 'all') to stderr\n"
     "  --json                  one JSON object on stdout: outputs and timings\n"
+    "  -v, --verbose           progress of each compile step on stderr\n"
     "  --help                  this text\n";
 
 Tensor random_tensor(DType t, const std::vector<int64_t> &shape, std::mt19937_64 &rng) {
@@ -84,7 +85,7 @@ Summary summarize(const Tensor &t) {
 
 int cmd_run(int argc, char **argv) {
   Args a = parse_args(argc, argv, 2, {"--input", "--shape", "--output-dir", "--seed", "--threads", "--print-after"},
-                      {"--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
+                      {"--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3", "--verbose", "-v"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
     return 0;
@@ -95,6 +96,7 @@ int cmd_run(int argc, char **argv) {
     if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
   }
   opts.print_after = a.get("--print-after");
+  opts.progress = a.flag("--verbose") || a.flag("-v");
   for (auto &s : a.all("--shape")) {
     auto [name, dims] = split_pair(s, "--shape");
     opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
