@@ -26,6 +26,18 @@ ConvAttrs ConvAttrs::read(const Node &n, int spatial, const std::vector<int64_t>
               a.auto_pad == "SAME_LOWER")
       << n.describe() << ": unknown auto_pad '" << a.auto_pad << "'";
   user_assert(a.group >= 1) << n.describe() << ": group must be >= 1";
+  a.output_padding = n.attr_ints("output_padding", std::vector<int64_t>(spatial, 0));
+  a.output_shape = n.attr_ints("output_shape", {});
+  if (static_cast<int>(a.output_shape.size()) == spatial + 2) {
+    a.output_shape.erase(a.output_shape.begin(), a.output_shape.begin() + 2);  // N and C given too
+  }
+  user_assert(static_cast<int>(a.output_padding.size()) == spatial &&
+              (a.output_shape.empty() || static_cast<int>(a.output_shape.size()) == spatial))
+      << n.describe() << ": output_padding/output_shape do not match " << spatial << " spatial dims";
+  for (int i = 0; i < spatial; ++i) {
+    user_assert(a.output_padding[i] >= 0) << n.describe() << ": negative output_padding";
+    user_assert(a.output_shape.empty() || a.output_shape[i] > 0) << n.describe() << ": output_shape must be positive";
+  }
   return a;
 }
 

@@ -91,6 +91,18 @@ Stmt loop_nest(LowerContext &c, const std::vector<Expr> &extents,
   return s;
 }
 
+Stmt parallel_loop_nest(LowerContext &c, const std::vector<Expr> &extents,
+                        const std::function<Stmt(const std::vector<Expr> &)> &body) {
+  if (extents.size() < 2) return loop_nest(c, extents, body, ForKind::Parallel);
+  std::vector<Expr> fused = {extents[0] * extents[1]};
+  fused.insert(fused.end(), extents.begin() + 2, extents.end());
+  return loop_nest(c, fused, [&](const std::vector<Expr> &i) {
+    std::vector<Expr> idx = {i[0] / extents[1], i[0] % extents[1]};
+    idx.insert(idx.end(), i.begin() + 1, i.end());
+    return body(idx);
+  }, ForKind::Parallel);
+}
+
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f) {
   return loop_nest(c, out.shape, [&](const std::vector<Expr> &idx) { return store(out, idx, f(idx)); });
 }

@@ -76,6 +76,10 @@ Stmt store_flat(const Operand &o, Expr flat, Expr v);
 Stmt loop_nest(LowerContext &c, const std::vector<Expr> &extents,
                const std::function<Stmt(const std::vector<Expr> &)> &body,
                ForKind outer = ForKind::Serial);
+// loop_nest whose first two loops (batch and channel) are fused into one parallel loop:
+// batch alone is often 1, which would leave one thread busy.
+Stmt parallel_loop_nest(LowerContext &c, const std::vector<Expr> &extents,
+                        const std::function<Stmt(const std::vector<Expr> &)> &body);
 // out(idx) = f(idx) over the whole output: the elementwise compute definition.
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f);
 // acc = init; for r in extents: acc = combine(acc, value(r)); then finish(acc) -- a

@@ -132,12 +132,18 @@ TEST(Loop, ConditionEndsTheLoop) {
   LoopModel lm(true, true);
   auto cm = CompiledModel::compile(lm.m);
   // Iterations i = 0, 1, 2 run; after i = 2 the condition (i < 2) is false.
-  auto out = cm->run({{"M", i64(10)}, {"cond", boolean(true)}, {"x0", f32({0, 0}, {2})},
-                      {"step", f32({1, 2}, {2})}, {"limit", i64(2)}});
+  auto out = cm->run({{"M", i64(10)},
+                      {"cond", boolean(true)},
+                      {"x0", f32({0, 0}, {2})},
+                      {"step", f32({1, 2}, {2})},
+                      {"limit", i64(2)}});
   EXPECT_EQ(values(out[0]), (std::vector<float>{3, 6}));
   EXPECT_EQ(out[1].shape(), (std::vector<int64_t>{3, 2}));
   // The trip count still bounds it.
-  out = cm->run({{"M", i64(1)}, {"cond", boolean(true)}, {"x0", f32({0, 0}, {2})}, {"step", f32({1, 2}, {2})},
+  out = cm->run({{"M", i64(1)},
+                 {"cond", boolean(true)},
+                 {"x0", f32({0, 0}, {2})},
+                 {"step", f32({1, 2}, {2})},
                  {"limit", i64(5)}});
   EXPECT_EQ(values(out[0]), (std::vector<float>{1, 2}));
 }
@@ -145,11 +151,17 @@ TEST(Loop, ConditionEndsTheLoop) {
 TEST(Loop, ZeroTripsKeepInitialValuesAndGiveEmptyScans) {
   LoopModel lm(true, true);
   auto cm = CompiledModel::compile(lm.m);
-  auto out = cm->run({{"M", i64(0)}, {"cond", boolean(true)}, {"x0", f32({5, 6}, {2})},
-                      {"step", f32({1, 1}, {2})}, {"limit", i64(5)}});
+  auto out = cm->run({{"M", i64(0)},
+                      {"cond", boolean(true)},
+                      {"x0", f32({5, 6}, {2})},
+                      {"step", f32({1, 1}, {2})},
+                      {"limit", i64(5)}});
   EXPECT_EQ(values(out[0]), (std::vector<float>{5, 6}));
   EXPECT_EQ(out[1].shape(), (std::vector<int64_t>{0, 2}));
-  out = cm->run({{"M", i64(4)}, {"cond", boolean(false)}, {"x0", f32({5, 6}, {2})}, {"step", f32({1, 1}, {2})},
+  out = cm->run({{"M", i64(4)},
+                 {"cond", boolean(false)},
+                 {"x0", f32({5, 6}, {2})},
+                 {"step", f32({1, 1}, {2})},
                  {"limit", i64(5)}});
   EXPECT_EQ(values(out[0]), (std::vector<float>{5, 6}));
 }
@@ -157,8 +169,9 @@ TEST(Loop, ZeroTripsKeepInitialValuesAndGiveEmptyScans) {
 TEST(Loop, WithoutTripCountOrConditionIsAUserError) {
   LoopModel lm(false, false);
   auto cm = CompiledModel::compile(lm.m);
-  std::string msg = user_error_of(
-      [&] { cm->run({{"x0", f32({0, 0}, {2})}, {"step", f32({1, 1}, {2})}, {"limit", i64(5)}}); });
+  std::string msg = user_error_of([&] {
+    cm->run({{"x0", f32({0, 0}, {2})}, {"step", f32({1, 1}, {2})}, {"limit", i64(5)}});
+  });
   EXPECT_NE(msg.find("never end"), std::string::npos) << msg;
 }
 

@@ -96,6 +96,50 @@ graph g(%x: f32[2, 3, 4], %axes: i64[2]) {
   EXPECT_FLOAT_EQ(out[1].as<float>()[1], 12.0f * 23 - 66);  // sum of 12..23
 }
 
+// Since opset 18 every Reduce* takes its axes as an input; an empty list reduces all
+// axes, or nothing with noop_with_empty_axes.
+TEST(Reduce, Opset18AxesInputAndNoop) {
+  auto cm = compile_text(R"(model {opset = 18}
+graph g(%x: f32[2, 3]) {
+  init %axes: i64[1] = [1]
+  init %none: i64[0] = []
+  %max: ? = ReduceMax(%x, %axes) {keepdims = 0}
+  %same: ? = ReduceL2(%x, %none) {noop_with_empty_axes = 1}
+  %all: ? = ReduceL1(%x, %none)
+  %absent: ? = ReduceSumSquare(%x)
+  return %max, %same, %all, %absent
+})");
+  EXPECT_EQ(shape_of(*cm, "max"), "f32[2]");
+  EXPECT_EQ(shape_of(*cm, "same"), "f32[2, 3]");
+  EXPECT_EQ(shape_of(*cm, "all"), "f32[1, 1]");
+  EXPECT_EQ(shape_of(*cm, "absent"), "f32[1, 1]");
+  Tensor x = iota(DType::F32, {2, 3}, 1.0, -2.0);  // -2 -1 0 / 1 2 3
+  auto out = cm->run({{"x", x}});
+  EXPECT_EQ(out[0].as<float>()[0], 0.0f);
+  EXPECT_EQ(out[0].as<float>()[1], 3.0f);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(out[1].as<float>()[i], x.as<float>()[i]);
+  EXPECT_EQ(out[2].as<float>()[0], 9.0f);
+  EXPECT_EQ(out[3].as<float>()[0], 19.0f);
+}
+
+// Like numpy: a NaN is the extreme of its row, the first (or last) NaN its index.
+TEST(ArgMax, NaNWinsAndTiesFollowSelectLastIndex) {
+  auto cm = compile_text(R"(model {opset = 13}
+graph g(%x: f32[2, 4]) {
+  %first: ? = ArgMax(%x) {axis = 1, keepdims = 0}
+  %last: ? = ArgMin(%x) {axis = 1, keepdims = 0, select_last_index = 1}
+  return %first, %last
+})");
+  Tensor x(DType::F32, {2, 4});
+  float xv[] = {1, NAN, 3, NAN, 2, 0, 2, 0};
+  for (int i = 0; i < 8; ++i) x.as<float>()[i] = xv[i];
+  auto out = cm->run({{"x", x}});
+  EXPECT_EQ(out[0].as<int64_t>()[0], 1);
+  EXPECT_EQ(out[0].as<int64_t>()[1], 0);
+  EXPECT_EQ(out[1].as<int64_t>()[0], 3);
+  EXPECT_EQ(out[1].as<int64_t>()[1], 3);
+}
+
 // Before opset 13 Softmax/Hardmax flatten the input to 2-D at `axis`; since, they work
 // along that one axis.
 TEST(Softmax, Opset11CoercesTo2DAndOpset13UsesOneAxis) {
@@ -208,7 +252,8 @@ graph g(%x: f32[2, 2, 3]) {
   init %bias: f32[2] = [0, 1]
   init %mean: f32[2] = [0, 10]
   init %var: f32[2] = [1, 1]
-  %y: ?, %rm: ?, %rv: ? = BatchNormalization(%x, %scale, %bias, %mean, %var) {epsilon = 0.0, momentum = 0.5, training_mode = 1}
+  %y: ?, %rm: ?, %rv: ? = BatchNormalization(%x, %scale, %bias, %mean, %var)
+      {epsilon = 0.0, momentum = 0.5, training_mode = 1}
   return %y, %rm, %rv
 })");
   auto out = cm->run({{"x", iota(DType::F32, {2, 2, 3})}});

@@ -91,10 +91,10 @@ TEST(RnnShapes, SymbolicDimsBothLayouts) {
 
 TEST(RnnShapes, HiddenSizeDefaultsToR) {
   Builder b;
-  Node *n = b.node(OpKind::GRU,
-                   {b.input("X", DType::F32, {5, 2, 3}), b.input("W", DType::F32, {1, 18, 3}),
-                    b.input("R", DType::F32, {1, 18, 6})},
-                   2);
+  Node *n = b.node(
+      OpKind::GRU,
+      {b.input("X", DType::F32, {5, 2, 3}), b.input("W", DType::F32, {1, 18, 3}), b.input("R", DType::F32, {1, 18, 6})},
+      2);
   infer_shapes(b.g);
   EXPECT_TRUE(shapes_same(n->outputs[0]->shape, {5, 1, 2, 6})) << shape_str(n->outputs[0]->shape);
 }
@@ -110,13 +110,15 @@ TEST(RnnShapes, RejectsBadModels) {
     tweak(b, n);
     infer_shapes(b.g);
   };
-  EXPECT_NE(user_error_of([&] { make([](Builder &, Node *n) { set_str(n, "direction", "sideways"); }); })
-                .find("direction must be"),
+  EXPECT_NE(user_error_of([&] {
+              make([](Builder &, Node *n) { set_str(n, "direction", "sideways"); });
+            }).find("direction must be"),
             std::string::npos);
   EXPECT_NE(user_error_of([&] { make([](Builder &, Node *n) { set_int(n, "hidden_size", 5); }); }).find("R's last dim"),
             std::string::npos);
-  EXPECT_NE(user_error_of([&] { make([](Builder &, Node *n) { set_str(n, "direction", "bidirectional"); }); })
-                .find("direction dim"),
+  EXPECT_NE(user_error_of([&] {
+              make([](Builder &, Node *n) { set_str(n, "direction", "bidirectional"); });
+            }).find("direction dim"),
             std::string::npos);
   EXPECT_NE(user_error_of([&] { make([](Builder &, Node *n) { set_int(n, "layout", 2); }); }).find("layout"),
             std::string::npos);
@@ -128,10 +130,10 @@ TEST(RnnShapes, RejectsBadModels) {
 
 TEST(RnnShapes, UnknownActivationIsAUserError) {
   Builder b;
-  Node *n = b.node(OpKind::RNN,
-                   {b.input("X", DType::F32, {2, 1, 3}), b.input("W", DType::F32, {1, 4, 3}),
-                    b.input("R", DType::F32, {1, 4, 4})},
-                   2);
+  Node *n = b.node(
+      OpKind::RNN,
+      {b.input("X", DType::F32, {2, 1, 3}), b.input("W", DType::F32, {1, 4, 3}), b.input("R", DType::F32, {1, 4, 4})},
+      2);
   n->attrs["activations"].kind = Attribute::Kind::Strings;
   n->attrs["activations"].strings = {"Swish"};
   b.g.outputs = {n->outputs[1]};
@@ -147,11 +149,11 @@ struct Case {
   int layout = 0;
   int64_t seq = 4, batch = 3, input = 3, hidden = 5;
   bool bias = false, lens = false, h0 = false, c0 = false, peep = false;
-  double clip = 0;                   // 0: none
+  double clip = 0;  // 0: none
   bool lbr = false, input_forget = false;
-  std::string relu_activation_f;     // non-empty: activations = Relu for f (RNN only)
+  std::string relu_activation_f;  // non-empty: activations = Relu for f (RNN only)
   DType dtype = DType::F32;
-  bool symbolic = false;             // seq and batch symbolic at compile time
+  bool symbolic = false;  // seq and batch symbolic at compile time
 };
 
 struct Inputs {

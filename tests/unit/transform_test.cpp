@@ -3,6 +3,8 @@
 // dynamic-shape execution, and errors on bad models.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <map>
 #include <numeric>
 
 #include "compiler/compiler.h"
@@ -204,7 +206,9 @@ TEST(TransformRun, DataDependentOutputShapes) {
   Value *tiled = b.op(OpKind::Tile, {x, reps});
   Value *idx = b.input("idx", DType::I64, {2});
   Value *g = b.op(OpKind::Gather, {x, idx});
-  b.g.outputs = {cp->outputs[0], tiled, g};
+  // Squeeze without axes of a symbolic dim: even the rank is known only at run time.
+  Value *sq = b.op(OpKind::Squeeze, {b.input("s", DType::F32, {1, Dim::sym("m"), 2})});
+  b.g.outputs = {cp->outputs[0], tiled, g, sq};
   auto cm = CompiledModel::compile(std::move(b.m));
   Tensor c(DType::Bool, {3});
   c.as<uint8_t>()[0] = 0;
@@ -213,7 +217,8 @@ TEST(TransformRun, DataDependentOutputShapes) {
   auto outs = cm->run({{"x", iota_f32({4, 3})},
                        {"cond", c},
                        {"reps", Tensor::from_i64({2, 1}, {2})},
-                       {"idx", Tensor::from_i64({-1, 0}, {2})}});
+                       {"idx", Tensor::from_i64({-1, 0}, {2})},
+                       {"s", iota_f32({1, 1, 2})}});
   ASSERT_EQ(outs[0].shape(), (std::vector<int64_t>{2, 3}));
   for (int i = 0; i < 6; ++i) EXPECT_EQ(outs[0].as<float>()[i], static_cast<float>(i + 3));
   ASSERT_EQ(outs[1].shape(), (std::vector<int64_t>{8, 3}));
@@ -221,6 +226,178 @@ TEST(TransformRun, DataDependentOutputShapes) {
   ASSERT_EQ(outs[2].shape(), (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(outs[2].as<float>()[0], 9.0f);
   EXPECT_EQ(outs[2].as<float>()[3], 0.0f);
+  EXPECT_EQ(outs[3].shape(), (std::vector<int64_t>{2}));
+  EXPECT_EQ(outs[3].as<float>()[1], 1.0f);
+}
+
+// One node at `opset` on the given inputs (graph inputs, or constants where `constant`).
+struct NodeCase {
+  OpKind kind;
+  int opset = kOpset;
+  std::vector<std::pair<Tensor, bool>> inputs;  // (value, is constant)
+  std::map<std::string, Attribute> attrs;
+  size_t outputs = 1;
+};
+
+std::vector<Tensor> run_node(const NodeCase &nc) {
+  Builder b;
+  std::map<std::string, Tensor> feeds;
+  std::vector<Value *> ins;
+  for (size_t i = 0; i < nc.inputs.size(); ++i) {
+    const auto &[t, is_const] = nc.inputs[i];
+    if (!t.defined()) {
+      ins.push_back(nullptr);
+      continue;
+    }
+    std::string name = "in" + std::to_string(i);
+    Value *v = is_const ? b.g.new_value(name) : b.input(name, t.dtype(), shape_from(t.shape()));
+    if (is_const) {
+      v->constant = t;
+      v->dtype = t.dtype();
+      v->shape = shape_from(t.shape());
+      v->has_shape = true;
+      b.g.initializers.push_back(v);
+    } else {
+      feeds[name] = t;
+    }
+    ins.push_back(v);
+  }
+  Node *n = b.node(nc.kind, ins, nc.outputs);
+  n->opset = nc.opset;
+  n->attrs = nc.attrs;
+  b.m.opset = nc.opset;
+  b.g.outputs = n->outputs;
+  return CompiledModel::compile(std::move(b.m))->run(feeds);
+}
+
+Attribute ints_attr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Ints;
+  a.ints = std::move(v);
+  return a;
+}
+
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Int;
+  a.i = v;
+  return a;
+}
+
+Attribute string_attr(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::String;
+  a.s = std::move(v);
+  return a;
+}
+
+std::vector<float> floats_of(const Tensor &t) {
+  std::vector<float> v;
+  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<float>(t.get_f64(i)));
+  return v;
+}
+
+using Floats = std::vector<float>;
+using Dims = std::vector<int64_t>;
+
+TEST(TransformRun, AttributeFormsOfOldOpsets) {
+  Tensor x = iota_f32({2, 3});
+  // Slice-1: starts/ends/axes attributes.
+  auto y = run_node({OpKind::Slice, 9, {{x, false}},
+                     {{"starts", ints_attr({1, -2})}, {"ends", ints_attr({100, -1})}, {"axes", ints_attr({1, 0})}}});
+  EXPECT_EQ(y[0].shape(), (Dims{1, 2}));
+  EXPECT_EQ(floats_of(y[0]), (Floats{1, 2}));
+  // Pad-2: pads and value attributes.
+  y = run_node({OpKind::Pad, 2, {{x, false}}, {{"pads", ints_attr({0, 1, 1, -1})}, {"value", [] {
+                                                 Attribute a;
+                                                 a.kind = Attribute::Kind::Float;
+                                                 a.f = 9;
+                                                 return a;
+                                               }()}}});
+  EXPECT_EQ(y[0].shape(), (Dims{3, 3}));
+  EXPECT_EQ(floats_of(y[0]), (Floats{9, 0, 1, 9, 3, 4, 9, 9, 9}));
+  // Split-11: split attribute; Squeeze-11 and Unsqueeze-11: axes attributes.
+  y = run_node({OpKind::Split, 11, {{x, false}}, {{"axis", int_attr(1)}, {"split", ints_attr({1, 2})}}, 2});
+  EXPECT_EQ(floats_of(y[0]), (Floats{0, 3}));
+  EXPECT_EQ(floats_of(y[1]), (Floats{1, 2, 4, 5}));
+  y = run_node({OpKind::Unsqueeze, 11, {{x, false}}, {{"axes", ints_attr({-1, 0})}}});
+  EXPECT_EQ(y[0].shape(), (Dims{1, 2, 3, 1}));
+  y = run_node({OpKind::Squeeze, 11, {{y[0], false}}, {{"axes", ints_attr({0, 3})}}});
+  EXPECT_EQ(y[0].shape(), (Dims{2, 3}));
+  // Split-13 without sizes: even parts.
+  y = run_node({OpKind::Split, 13, {{iota_f32({6}), false}}, {}, 3});
+  EXPECT_EQ(floats_of(y[2]), (Floats{4, 5}));
+}
+
+TEST(TransformRun, PadModes) {
+  Tensor x = iota_f32({3});
+  Tensor pads = Tensor::from_i64({2, 3}, {2});
+  auto run = [&](const char *mode, bool const_pads) {
+    return floats_of(run_node({OpKind::Pad, 13, {{x, false}, {pads, const_pads}}, {{"mode", string_attr(mode)}}})[0]);
+  };
+  for (bool const_pads : {true, false}) {
+    EXPECT_EQ(run("reflect", const_pads), (Floats{2, 1, 0, 1, 2, 1, 0, 1}));
+    EXPECT_EQ(run("edge", const_pads), (Floats{0, 0, 0, 1, 2, 2, 2, 2}));
+    EXPECT_EQ(run("wrap", const_pads), (Floats{1, 2, 0, 1, 2, 0, 1, 2}));
+    EXPECT_EQ(run("constant", const_pads), (Floats{0, 0, 0, 1, 2, 0, 0, 0}));
+  }
+}
+
+TEST(TransformRun, IndexingWithNegativeIndicesAndBatchDims) {
+  // GatherND, batch_dims = 1: data [2, 2, 2], indices [2, 1] -> out [2, 2].
+  Tensor data = iota_f32({2, 2, 2});
+  auto y = run_node({OpKind::GatherND, 13, {{data, false}, {Tensor::from_i64({-1, 0}, {2, 1}), false}},
+                     {{"batch_dims", int_attr(1)}}});
+  EXPECT_EQ(y[0].shape(), (Dims{2, 2}));
+  EXPECT_EQ(floats_of(y[0]), (Floats{2, 3, 4, 5}));
+  // ScatterND with reduction max (opset 18) and a negative index.
+  y = run_node({OpKind::ScatterND, 18,
+                {{iota_f32({4}), false}, {Tensor::from_i64({-1, 0, -1}, {3, 1}), false},
+                 {[] {
+                    Tensor u(DType::F32, {3});
+                    u.as<float>()[0] = 1;
+                    u.as<float>()[1] = 7;
+                    u.as<float>()[2] = 9;
+                    return u;
+                  }(),
+                  false}},
+                {{"reduction", string_attr("max")}}});
+  EXPECT_EQ(floats_of(y[0]), (Floats{7, 1, 2, 9}));
+  // OneHot with float indices and depth; negative index counts from the end.
+  Tensor ind(DType::F32, {3});
+  ind.as<float>()[0] = 0;
+  ind.as<float>()[1] = -1;
+  ind.as<float>()[2] = 1.7f;
+  Tensor depth(DType::F32, {});
+  *depth.as<float>() = 3;
+  Tensor vals = iota_f32({2});
+  y = run_node({OpKind::OneHot, 13, {{ind, false}, {depth, true}, {vals, true}}, {{"axis", int_attr(0)}}});
+  EXPECT_EQ(y[0].shape(), (Dims{3, 3}));
+  EXPECT_EQ(floats_of(y[0]), (Floats{1, 0, 0, 0, 0, 1, 0, 1, 0}));
+}
+
+TEST(TransformRun, CopiesKeepEveryDtypeBitExact) {
+  Tensor h(DType::F16, {2, 2}), bf(DType::BF16, {2, 2}), bl(DType::Bool, {2, 2});
+  for (int i = 0; i < 4; ++i) {
+    h.as<uint16_t>()[i] = float_to_half(0.1f * static_cast<float>(i));
+    bf.as<uint16_t>()[i] = float_to_bf16(0.3f * static_cast<float>(i));
+    bl.as<uint8_t>()[i] = static_cast<uint8_t>(i % 3 == 0);
+  }
+  for (const Tensor &t : {h, bf, bl}) {
+    auto y = run_node({OpKind::Transpose, 13, {{t, false}}, {}});
+    auto z = run_node({OpKind::Concat, 13, {{t, false}, {t, true}}, {{"axis", int_attr(0)}}});
+    size_t es = dtype_size(t.dtype());
+    const auto *src = static_cast<const uint8_t *>(t.data());
+    const auto *ty = static_cast<const uint8_t *>(y[0].data());
+    const auto *tz = static_cast<const uint8_t *>(z[0].data());
+    for (int i = 0; i < 2; ++i) {
+      for (int j = 0; j < 2; ++j) {
+        EXPECT_EQ(std::memcmp(ty + (j * 2 + i) * es, src + (i * 2 + j) * es, es), 0) << dtype_name(t.dtype());
+      }
+    }
+    EXPECT_EQ(std::memcmp(tz, src, 4 * es), 0);
+    EXPECT_EQ(std::memcmp(tz + 4 * es, src, 4 * es), 0);
+  }
 }
 
 TEST(TransformErrors, BadModelsGiveUserErrors) {
