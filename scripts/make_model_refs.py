@@ -32,8 +32,10 @@ CACHE = os.environ.get("KILN_CACHE", os.path.expanduser("~/.cache/kiln"))
 CNN_SHAPES = [(1, 3, 224, 224), (4, 3, 224, 224)]
 MODELS = {
     # name: (path relative to $CACHE/models, input name, shapes, input kind)
-    "ppocr_det": ("ppocr/ch_PP-OCRv4_det_infer.onnx", "x",
-                  [(1, 3, 640, 640), (1, 3, 320, 480)], "float"),
+    # Detection is checked on rendered text pages only (two shapes, below): on random noise
+    # its sigmoid map is ~1e-7 everywhere, where ORT's approximate sigmoid is quantized in
+    # steps of 2^-22, so a relative comparison would measure ORT's approximation.
+    "ppocr_det": ("ppocr/ch_PP-OCRv4_det_infer.onnx", "x", [], "float"),
     "ppocr_rec": ("ppocr/ch_PP-OCRv4_rec_infer.onnx", "x",
                   [(1, 3, 48, 320), (1, 3, 48, 160)], "float"),
     "ppocr_cls": ("ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx", "x",
@@ -173,9 +175,10 @@ def main():
                       args, {"expected_text": HELLO, "keys": os.path.relpath(keys, CACHE),
                              "input_source": "render_text.sh + image_to_npy.py (RGB, x/255*2-1)"})
         if name == "ppocr_det":
-            make_case(name, path, in_name, "text_page_1x3x640x640", text_input(PAGE, 640, 640),
-                      args, {"rendered_text": PAGE,
-                             "input_source": "render_text.sh --size 640x640 + image_to_npy.py"})
+            for h, w in ((640, 640), (320, 480)):
+                make_case(name, path, in_name, f"text_page_1x3x{h}x{w}", text_input(PAGE, h, w),
+                          args, {"rendered_text": PAGE,
+                                 "input_source": f"render_text.sh --size {w}x{h} + image_to_npy.py"})
     log(f"done: {len(summary)} random-input cases under {os.path.join(CACHE, 'refs')}")
 
 

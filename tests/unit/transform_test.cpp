@@ -96,6 +96,76 @@ Value *heads_reshape(Builder &b, Value *x, int64_t heads, int64_t head_dim) {
   return b.op(OpKind::Reshape, {x, cat->outputs[0]});
 }
 
+// One node at `opset` on the given inputs (graph inputs, or constants where `constant`).
+struct NodeCase {
+  OpKind kind;
+  int opset = kOpset;
+  std::vector<std::pair<Tensor, bool>> inputs;  // (value, is constant)
+  std::map<std::string, Attribute> attrs;
+  size_t outputs = 1;
+};
+
+std::vector<Tensor> run_node(const NodeCase &nc) {
+  Builder b;
+  std::map<std::string, Tensor> feeds;
+  std::vector<Value *> ins;
+  for (size_t i = 0; i < nc.inputs.size(); ++i) {
+    const auto &[t, is_const] = nc.inputs[i];
+    if (!t.defined()) {
+      ins.push_back(nullptr);
+      continue;
+    }
+    std::string name = "in" + std::to_string(i);
+    Value *v = is_const ? b.g.new_value(name) : b.input(name, t.dtype(), shape_from(t.shape()));
+    if (is_const) {
+      v->constant = t;
+      v->dtype = t.dtype();
+      v->shape = shape_from(t.shape());
+      v->has_shape = true;
+      b.g.initializers.push_back(v);
+    } else {
+      feeds[name] = t;
+    }
+    ins.push_back(v);
+  }
+  Node *n = b.node(nc.kind, ins, nc.outputs);
+  n->opset = nc.opset;
+  n->attrs = nc.attrs;
+  b.m.opset = nc.opset;
+  b.g.outputs = n->outputs;
+  return CompiledModel::compile(std::move(b.m))->run(feeds);
+}
+
+Attribute ints_attr(std::vector<int64_t> v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Ints;
+  a.ints = std::move(v);
+  return a;
+}
+
+Attribute int_attr(int64_t v) {
+  Attribute a;
+  a.kind = Attribute::Kind::Int;
+  a.i = v;
+  return a;
+}
+
+Attribute string_attr(std::string v) {
+  Attribute a;
+  a.kind = Attribute::Kind::String;
+  a.s = std::move(v);
+  return a;
+}
+
+std::vector<float> floats_of(const Tensor &t) {
+  std::vector<float> v;
+  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<float>(t.get_f64(i)));
+  return v;
+}
+
+using Floats = std::vector<float>;
+using Dims = std::vector<int64_t>;
+
 TEST(TransformShapes, ShapeGatherConcatReshapeStaysSymbolic) {
   Builder b;
   Dim batch = Dim::sym("batch"), seq = Dim::sym("seq");
@@ -196,6 +266,36 @@ TEST(TransformRun, DynamicShapesRunWithDifferentSizes) {
   }
 }
 
+TEST(TransformRun, ConcatSplitPadExpandOnSymbolicDims) {
+  Builder b;
+  Dim n = Dim::sym("n");
+  Value *x = b.input("x", DType::F32, {n, 2});
+  Value *z = b.input("z", DType::F32, {n, 1});
+  Node *cat = b.node(OpKind::Concat, {x, z});
+  set_int(cat, "axis", 1);                                              // [n, 3]
+  Node *sp = b.node(OpKind::Split, {cat->outputs[0]}, 3);               // 3 x [n, 1]
+  set_int(sp, "axis", 1);
+  Value *padded = b.op(OpKind::Pad, {sp->outputs[2], b.constant({1, 0, 0, 2}, {4})});  // [n + 1, 3]
+  Value *ex = b.op(OpKind::Expand, {b.constant({7}, {1}), b.op(OpKind::Shape, {padded})});
+  b.g.outputs = {padded, ex};
+  infer_shapes(b.g);
+  EXPECT_TRUE(shapes_same(padded->shape, {n + 1, 3})) << shape_str(padded->shape);
+  EXPECT_TRUE(shapes_same(ex->shape, {n + 1, 3})) << shape_str(ex->shape);
+  auto cm = CompiledModel::compile(std::move(b.m));
+  for (int64_t rows : {1, 4}) {
+    Tensor zt(DType::F32, {rows, 1});
+    for (int64_t r = 0; r < rows; ++r) zt.as<float>()[r] = static_cast<float>(100 + r);
+    auto outs = cm->run({{"x", iota_f32({rows, 2})}, {"z", zt}});
+    ASSERT_EQ(outs[0].shape(), (Dims{rows + 1, 3}));
+    ASSERT_EQ(outs[1].shape(), (Dims{rows + 1, 3}));
+    for (int64_t r = 0; r <= rows; ++r) {
+      EXPECT_EQ(outs[0].as<float>()[r * 3], r == 0 ? 0.0f : static_cast<float>(99 + r));
+      EXPECT_EQ(outs[0].as<float>()[r * 3 + 1], 0.0f);
+      EXPECT_EQ(outs[1].get_i64(r * 3 + 2), 7);
+    }
+  }
+}
+
 TEST(TransformRun, DataDependentOutputShapes) {
   Builder b;
   Value *x = b.input("x", DType::F32, {4, 3});
@@ -230,75 +330,6 @@ TEST(TransformRun, DataDependentOutputShapes) {
   EXPECT_EQ(outs[3].as<float>()[1], 1.0f);
 }
 
-// One node at `opset` on the given inputs (graph inputs, or constants where `constant`).
-struct NodeCase {
-  OpKind kind;
-  int opset = kOpset;
-  std::vector<std::pair<Tensor, bool>> inputs;  // (value, is constant)
-  std::map<std::string, Attribute> attrs;
-  size_t outputs = 1;
-};
-
-std::vector<Tensor> run_node(const NodeCase &nc) {
-  Builder b;
-  std::map<std::string, Tensor> feeds;
-  std::vector<Value *> ins;
-  for (size_t i = 0; i < nc.inputs.size(); ++i) {
-    const auto &[t, is_const] = nc.inputs[i];
-    if (!t.defined()) {
-      ins.push_back(nullptr);
-      continue;
-    }
-    std::string name = "in" + std::to_string(i);
-    Value *v = is_const ? b.g.new_value(name) : b.input(name, t.dtype(), shape_from(t.shape()));
-    if (is_const) {
-      v->constant = t;
-      v->dtype = t.dtype();
-      v->shape = shape_from(t.shape());
-      v->has_shape = true;
-      b.g.initializers.push_back(v);
-    } else {
-      feeds[name] = t;
-    }
-    ins.push_back(v);
-  }
-  Node *n = b.node(nc.kind, ins, nc.outputs);
-  n->opset = nc.opset;
-  n->attrs = nc.attrs;
-  b.m.opset = nc.opset;
-  b.g.outputs = n->outputs;
-  return CompiledModel::compile(std::move(b.m))->run(feeds);
-}
-
-Attribute ints_attr(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
-Attribute int_attr(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::Int;
-  a.i = v;
-  return a;
-}
-
-Attribute string_attr(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::String;
-  a.s = std::move(v);
-  return a;
-}
-
-std::vector<float> floats_of(const Tensor &t) {
-  std::vector<float> v;
-  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<float>(t.get_f64(i)));
-  return v;
-}
-
-using Floats = std::vector<float>;
-using Dims = std::vector<int64_t>;
 
 TEST(TransformRun, AttributeFormsOfOldOpsets) {
   Tensor x = iota_f32({2, 3});
@@ -327,6 +358,17 @@ TEST(TransformRun, AttributeFormsOfOldOpsets) {
   // Split-13 without sizes: even parts.
   y = run_node({OpKind::Split, 13, {{iota_f32({6}), false}}, {}, 3});
   EXPECT_EQ(floats_of(y[2]), (Floats{4, 5}));
+}
+
+TEST(TransformRun, SplitWithAnOmittedOutput) {
+  Builder b;
+  Value *x = b.input("x", DType::F32, {7});
+  Node *n = b.node(OpKind::Split, {x, b.constant({2, 3, 2}, {3})}, 3);
+  n->outputs[1] = nullptr;
+  b.g.outputs = {n->outputs[0], n->outputs[2]};
+  auto outs = CompiledModel::compile(std::move(b.m))->run({{"x", iota_f32({7})}});
+  EXPECT_EQ(floats_of(outs[0]), (Floats{0, 1}));
+  EXPECT_EQ(floats_of(outs[1]), (Floats{5, 6}));
 }
 
 TEST(TransformRun, PadModes) {
@@ -444,6 +486,11 @@ TEST(TransformErrors, BadModelsGiveUserErrors) {
                 set_int(n, "blocksize", 2);
               });
             }).find("divisible"),
+            std::string::npos);
+  // Indices known only at run time are checked there.
+  EXPECT_NE(user_error_of([&] {
+              run_node({OpKind::Gather, 13, {{iota_f32({4}), false}, {Tensor::from_i64({1, 4}, {2}), false}}, {}});
+            }).find("index 4 is out of range"),
             std::string::npos);
 }
 
