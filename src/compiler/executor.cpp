@@ -65,6 +65,20 @@ void collect_uses(const Node &n, std::vector<const Value *> &out) {
   }
 }
 
+// Generated code has no strings; codegen ops on string tensors run a C++ kernel instead.
+bool uses_strings(const Node &n, const std::vector<const Tensor *> &ins = {}) {
+  for (const Tensor *t : ins) {
+    if (t && t->dtype() == DType::String) return true;
+  }
+  for (const Value *v : n.inputs) {
+    if (v && v->dtype == DType::String) return true;
+  }
+  for (const Value *v : n.outputs) {
+    if (v && v->dtype == DType::String) return true;
+  }
+  return false;
+}
+
 std::string kernel_key(const Kernel &k) {
   Kernel copy = k;
   copy.name = "_";
@@ -101,6 +115,7 @@ void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std:
     }
     if (s->path != ExecPath::Codegen) continue;
     const Node &n = *s->node;
+    if (uses_strings(n)) continue;  // run by its string kernel (see run_step)
     bool known = true;
     std::vector<OperandDesc> ins, outs;
     for (Value *v : n.inputs) {
@@ -242,9 +257,14 @@ void GraphRunner::run_step(const Step &s, Env &env) const {
     ins.push_back(t);
   }
   std::vector<Tensor> outs(n.outputs.size());
-  if (s.path == ExecPath::Runtime) {
+  RunFn string_fn = nullptr;
+  if (s.path == ExecPath::Codegen && uses_strings(n, ins)) {
+    string_fn = string_kernel_of(n.kind);
+    user_assert(string_fn) << n.describe() << ": string tensors are not supported by this op";
+  }
+  if (s.path == ExecPath::Runtime || string_fn) {
     RuntimeKernelContext c{n, ins, std::vector<Tensor>(n.outputs.size())};
-    run_fn_of(n.kind)(c);
+    (string_fn ? string_fn : run_fn_of(n.kind))(c);
     outs = std::move(c.out);
   } else {
     std::vector<ValueInfo> shapes = concrete_shapes(n, ins);

@@ -9,6 +9,10 @@ const Tensor &RuntimeKernelContext::input(size_t i) const {
   return *in[i];
 }
 
+RunFn string_kernel_of(OpKind k) {
+  return k == OpKind::Cast || k == OpKind::CastLike ? &run_cast_strings : nullptr;
+}
+
 RunFn run_fn_of(OpKind k) {
   static const RunFn table[] = {
       nullptr,

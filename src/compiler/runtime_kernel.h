@@ -19,6 +19,10 @@ struct RuntimeKernelContext {
 
 using RunFn = void (*)(RuntimeKernelContext &);
 RunFn run_fn_of(OpKind k);
+// C++ kernels for string instances of codegen ops (generated code has no strings):
+// Cast/CastLike to and from strings. nullptr when the op has none.
+RunFn string_kernel_of(OpKind k);
+void run_cast_strings(RuntimeKernelContext &c);
 
 #define KILN_OP(name, pattern, shape_fn, lower_fn)
 #define KILN_RUNTIME_OP(name, shape_fn, run_fn) void run_fn(RuntimeKernelContext &);

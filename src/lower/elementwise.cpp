@@ -208,12 +208,16 @@ Stmt lower_cast(LowerContext &c) {
 
 namespace kiln {
 
-// Inference-mode Dropout: y = x, mask = true. Training mode (random masks) is refused.
+// Inference-mode Dropout (or training with ratio 0): y = x, mask = true. Training mode
+// with a non-zero ratio draws random masks, which kiln refuses.
 Stmt lower_dropout(LowerContext &c) {
   if (c.has(2)) {
     const Tensor &t = c.value(2);
-    user_assert(t.numel() == 1 && t.get_i64(0) == 0)
-        << c.node.describe() << ": training_mode=true (random dropout) is not supported";
+    user_assert(t.numel() == 1) << c.node.describe() << ": training_mode must be a scalar";
+    if (t.get_i64(0) != 0) {
+      double ratio = c.has(1) ? c.value(1).get_f64(0) : 0.5;
+      user_assert(ratio == 0.0) << c.node.describe() << ": training_mode=true (random dropout) is not supported";
+    }
   }
   const Operand &x = c.in[0];
   Stmt s = compute(c, c.out[0], [&](const std::vector<Expr> &i) { return load(x, i); });
