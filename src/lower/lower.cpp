@@ -103,6 +103,22 @@ Stmt parallel_loop_nest(LowerContext &c, const std::vector<Expr> &extents,
   }, ForKind::Parallel);
 }
 
+std::vector<Expr> merge_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer,
+                              const std::vector<Expr> &inner) {
+  std::vector<Expr> idx;
+  size_t o = 0, i = 0;
+  for (bool r : reduced) idx.push_back(r ? inner.at(i++) : outer.at(o++));
+  return idx;
+}
+
+std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduced, bool want) {
+  std::vector<Expr> e;
+  for (size_t a = 0; a < reduced.size(); ++a) {
+    if (reduced[a] == want) e.push_back(x.shape[a]);
+  }
+  return e;
+}
+
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f) {
   return loop_nest(c, out.shape, [&](const std::vector<Expr> &idx) { return store(out, idx, f(idx)); });
 }

@@ -80,6 +80,12 @@ Stmt loop_nest(LowerContext &c, const std::vector<Expr> &extents,
 // batch alone is often 1, which would leave one thread busy.
 Stmt parallel_loop_nest(LowerContext &c, const std::vector<Expr> &extents,
                         const std::function<Stmt(const std::vector<Expr> &)> &body);
+// Reductions over a set of axes (`reduced[a]` for axis a): the full index from the loop
+// variables of the kept axes (`outer`) and of the reduced axes (`inner`), in axis order;
+// and the extents of the reduced (want = true) or kept (want = false) axes.
+std::vector<Expr> merge_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer,
+                              const std::vector<Expr> &inner);
+std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduced, bool want);
 // out(idx) = f(idx) over the whole output: the elementwise compute definition.
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f);
 // acc = init; for r in extents: acc = combine(acc, value(r)); then finish(acc) -- a

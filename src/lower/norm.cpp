@@ -17,24 +17,6 @@ Type stat_type(const LowerContext &c) {
   return t;
 }
 
-// The full index from the loop variables of the kept axes (`outer`) and of the reduced
-// axes (`inner`), in axis order.
-std::vector<Expr> merge_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer,
-                              const std::vector<Expr> &inner) {
-  std::vector<Expr> idx;
-  size_t o = 0, i = 0;
-  for (bool r : reduced) idx.push_back(r ? inner.at(i++) : outer.at(o++));
-  return idx;
-}
-
-std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduced, bool want) {
-  std::vector<Expr> e;
-  for (size_t a = 0; a < reduced.size(); ++a) {
-    if (reduced[a] == want) e.push_back(x.shape[a]);
-  }
-  return e;
-}
-
 // One row of x: the elements sharing an index of the kept axes. for_each runs body(outer)
 // for every row (outermost kept loop in parallel); value and write address the row's
 // elements by the loop variables of the reduced axes.

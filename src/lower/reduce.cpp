@@ -22,24 +22,6 @@ Type acc_type_of(Type t) {
   return t.is_uint() ? Type::u(bits) : Type::i(bits);
 }
 
-// The full index of an operand from the loop variables of its kept axes (`outer`) and of
-// its reduced axes (`inner`), in axis order.
-std::vector<Expr> merge_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer,
-                              const std::vector<Expr> &inner) {
-  std::vector<Expr> idx;
-  size_t o = 0, i = 0;
-  for (bool r : reduced) idx.push_back(r ? inner.at(i++) : outer.at(o++));
-  return idx;
-}
-
-std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduced, bool want) {
-  std::vector<Expr> e;
-  for (size_t a = 0; a < reduced.size(); ++a) {
-    if (reduced[a] == want) e.push_back(x.shape[a]);
-  }
-  return e;
-}
-
 // The output index of a reduction: kept axes, plus 0 for reduced ones when dims are kept.
 std::vector<Expr> output_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer, bool keep) {
   if (!keep) return outer;
