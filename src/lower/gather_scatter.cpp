@@ -117,7 +117,7 @@ Stmt lower_one_hot(LowerContext &c) {
   int a = static_cast<int>(axis < 0 ? axis + r : axis);
   Expr depth = y.shape[a];
   Expr off = load_flat(vals, Expr(0)), on = load_flat(vals, Expr(1));
-  return compute(c, y, [&](const std::vector<Expr> &i) {
+  return fill(c, y, [&](const std::vector<Expr> &i) {
     std::vector<Expr> j = i;
     j.erase(j.begin() + a);
     Expr v = load(ind, j);

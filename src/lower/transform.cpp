@@ -24,18 +24,22 @@ Stmt store_raw(const Operand &o, const std::vector<Expr> &idx, Expr v) {
   return Store::make(o.buf, std::move(v), flat_index(o.shape, idx));
 }
 
-ForKind outer_kind(const std::vector<Expr> &extents) {
-  // Tiny copies are not worth a trip through the thread pool.
+Stmt nest(LowerContext &c, const std::vector<Expr> &extents, const NestBody &body) {
+  // Tiny nests (shape vectors, mostly) are not worth a trip through the thread pool.
   Expr n = numel(extents);
-  if (auto *k = n.as<IntImm>(); k && k->value < 16384) return ForKind::Serial;
-  return extents.empty() ? ForKind::Serial : ForKind::Parallel;
+  if (auto *k = n.as<IntImm>(); k && k->value < 16384) return loop_nest(c, extents, body);
+  return parallel_loop_nest(c, extents, body);
 }
 
 Stmt copy_nest(LowerContext &c, const Operand &dst, const std::vector<Expr> &extents, const IndexMap &dst_index,
                const Operand &src, const IndexMap &src_index) {
-  return loop_nest(c, extents, [&](const std::vector<Expr> &i) {
+  return nest(c, extents, [&](const std::vector<Expr> &i) {
     return store_raw(dst, dst_index(i), load_raw(src, src_index(i)));
-  }, outer_kind(extents));
+  });
+}
+
+Stmt fill(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f) {
+  return nest(c, out.shape, [&](const std::vector<Expr> &i) { return store(out, i, f(i)); });
 }
 
 IndexMap identity_map() {
@@ -82,10 +86,9 @@ std::vector<int64_t> int_attr_or_value(LowerContext &c, size_t input, const char
 // Reshape, Flatten, Squeeze, Unsqueeze: the row-major order is unchanged.
 Stmt lower_reshape(LowerContext &c) {
   const Operand &x = c.in[0], &y = c.out[0];
-  Expr n = numel(y.shape);
-  return loop_nest(c, {n}, [&](const std::vector<Expr> &i) {
+  return nest(c, {numel(y.shape)}, [&](const std::vector<Expr> &i) {
     return Store::make(y.buf, Load::make(x.storage(), x.buf, i[0]), i[0]);
-  }, outer_kind({n}));
+  });
 }
 
 Stmt lower_transpose(LowerContext &c) {
@@ -127,20 +130,30 @@ Stmt lower_concat(LowerContext &c) {
 Stmt lower_split(LowerContext &c) {
   const Operand &x = c.in[0];
   int axis = normalize_axis(c.node.attr_i("axis", 0), x.rank(), c.node);
+  size_t n = c.out.size();
+  // An omitted output still occupies its part of the axis; its size comes from the split
+  // sizes (or the even split) rather than from an operand.
+  auto part = [&](size_t k) -> Expr {
+    if (c.out[k].present()) return c.out[k].shape[axis];
+    std::vector<int64_t> sizes = int_attr_or_value(c, 1, "split", 13);
+    if (!sizes.empty()) return Expr(sizes.at(k));
+    Expr chunk = (x.shape[axis] + Expr(static_cast<int64_t>(n) - 1)) / Expr(static_cast<int64_t>(n));
+    return max(min(chunk, x.shape[axis] - chunk * Expr(static_cast<int64_t>(k))), Expr(0));
+  };
   std::vector<Stmt> parts;
   Expr offset = Expr(0);
-  for (const Operand &y : c.out) {
-    if (!y.present()) continue;  // an omitted output still occupies its part of the axis
+  for (size_t k = 0; k < n; ++k) {
+    const Operand &y = c.out[k];
     Expr off = offset;
+    offset = offset + part(k);
+    if (!y.present()) continue;
     parts.push_back(copy_nest(c, y, y.shape, identity_map(), x,
                               [&](const std::vector<Expr> &i) {
                                 std::vector<Expr> j = i;
                                 j[axis] = j[axis] + off;
                                 return j;
                               }));
-    offset = offset + y.shape[axis];
   }
-  internal_assert(c.out.size() == c.node.outputs.size()) << c.node.describe() << ": output count";
   return parts.empty() ? Stmt() : Block::make(parts);
 }
 
@@ -183,14 +196,14 @@ Stmt lower_pad(LowerContext &c) {
   int r = x.rank();
   std::string mode = c.node.attr_s("mode", "constant");
   std::vector<Expr> before(r, Expr(0));
-  Expr fill;
+  Expr value;
   Type t = y.compute();
   if (c.node.opset < 11) {
     std::vector<int64_t> pads = c.node.attr_ints(c.node.opset < 2 ? "paddings" : "pads");
     user_assert(static_cast<int>(pads.size()) == 2 * r) << c.node.describe() << ": pads must have " << 2 * r
                                                         << " entries";
     for (int a = 0; a < r; ++a) before[a] = Expr(pads[a]);
-    fill = make_const(t, c.node.attr_f("value", 0.0));
+    value = make_const(t, c.node.attr_f("value", 0.0));
   } else {
     // pads[k] is the leading pad of axes[k] (all axes in order by default).
     std::vector<int64_t> axes = c.has(3) ? c.value(3).to_i64_vector() : std::vector<int64_t>{};
@@ -198,9 +211,9 @@ Stmt lower_pad(LowerContext &c) {
       for (int a = 0; a < r; ++a) axes.push_back(a);
     }
     for (size_t k = 0; k < axes.size(); ++k) before[normalize_axis(axes[k], r, c.node)] = element(c, 1, k);
-    fill = c.has(2) ? load_flat(c.in[2], Expr(0)) : make_zero(t);
+    value = c.has(2) ? load_flat(c.in[2], Expr(0)) : make_zero(t);
   }
-  return loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
+  return nest(c, y.shape, [&](const std::vector<Expr> &i) {
     std::vector<Expr> j(r);
     Expr inside = make_const(Type::boolean(), 1);
     for (int a = 0; a < r; ++a) {
@@ -220,8 +233,8 @@ Stmt lower_pad(LowerContext &c) {
       }
     }
     if (mode != "constant") return store(y, i, load(x, j));
-    return IfThenElse::make(inside, store(y, i, load(x, j)), store(y, i, fill));
-  }, outer_kind(y.shape));
+    return IfThenElse::make(inside, store(y, i, load(x, j)), store(y, i, value));
+  });
 }
 
 Stmt lower_tile(LowerContext &c) {
@@ -272,18 +285,18 @@ Stmt lower_trilu(LowerContext &c) {
   bool upper = c.node.attr_i("upper", 1) != 0;
   Expr k = c.has(1) ? index_value(load_flat(c.in[1], Expr(0))) : Expr(0);
   Type t = y.compute();
-  return loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
+  return fill(c, y, [&](const std::vector<Expr> &i) {
     Expr diff = i[r - 1] - i[r - 2];
     Expr keep = upper ? diff >= k : diff <= k;
-    return store(y, i, select(keep, load(x, i), make_zero(t)));
-  }, outer_kind(y.shape));
+    return select(keep, load(x, i), make_zero(t));
+  });
 }
 
 Stmt lower_eye_like(LowerContext &c) {
   const Operand &y = c.out[0];
   Expr k = Expr(c.node.attr_i("k", 0));
   Type t = y.compute();
-  return compute(c, y, [&](const std::vector<Expr> &i) {
+  return fill(c, y, [&](const std::vector<Expr> &i) {
     return select(i[1] - i[0] == k, make_const(t, 1), make_zero(t));
   });
 }
@@ -324,14 +337,14 @@ Stmt lower_constant_of_shape(LowerContext &c) {
     Type ct = y.compute();
     v = ct.is_float() ? make_const(ct, t.get_f64(0)) : cast(ct, Expr(t.get_i64(0)));
   }
-  return compute(c, y, [&](const std::vector<Expr> &) { return v; });
+  return fill(c, y, [&](const std::vector<Expr> &) { return v; });
 }
 
 Stmt lower_range(LowerContext &c) {
   const Operand &y = c.out[0];
   Expr start = load_flat(c.in[0], Expr(0)), delta = load_flat(c.in[2], Expr(0));
   Type t = y.compute();
-  return compute(c, y, [&](const std::vector<Expr> &i) { return start + cast(t, i[0]) * delta; });
+  return fill(c, y, [&](const std::vector<Expr> &i) { return start + cast(t, i[0]) * delta; });
 }
 
 }  // namespace kiln

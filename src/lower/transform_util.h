@@ -13,8 +13,11 @@ namespace kiln::xform {
 Expr load_raw(const Operand &o, const std::vector<Expr> &idx);
 Stmt store_raw(const Operand &o, const std::vector<Expr> &idx, Expr v);
 
-// Parallel for large or dynamic extents, serial for small static ones.
-ForKind outer_kind(const std::vector<Expr> &extents);
+// parallel_loop_nest, except that small static nests stay serial.
+using NestBody = std::function<Stmt(const std::vector<Expr> &)>;
+Stmt nest(LowerContext &c, const std::vector<Expr> &extents, const NestBody &body);
+// out(i) = f(i) over the whole output, as nest() schedules it.
+Stmt fill(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f);
 
 using IndexMap = std::function<std::vector<Expr>(const std::vector<Expr> &)>;
 // for i in extents: dst[dst_index(i)] = src[src_index(i)]
