@@ -16,6 +16,9 @@ struct GraphRunner::Step {
   std::string kernel_ir;
   KernelFn fn = nullptr;
   std::vector<std::pair<int, int>> dim_refs;
+  // Compile-time shapes of the kernel's operands (inputs then outputs): its static dims
+  // are baked into the code, so run-time tensors must agree.
+  std::vector<Shape> operand_shapes;
   // Kernels that need input contents are specialized when they run, cached by key.
   bool specialize = false;
   mutable std::set<int> value_inputs;
@@ -146,6 +149,8 @@ void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std:
     }
     s->kernel_ir = to_string(spec->kernel);
     s->dim_refs = spec->dim_refs;
+    for (auto &d : ins) s->operand_shapes.push_back(d.shape);
+    for (auto &d : outs) s->operand_shapes.push_back(d.shape);
   }
 }
 
@@ -297,6 +302,14 @@ void GraphRunner::run_kernel(const Step &s, const std::vector<const Tensor *> &i
   }
   if (refs) {
     for (auto [op, axis] : *refs) dims.push_back(all[op]->shape()[axis]);
+    for (size_t i = 0; i < all.size() && i < s.operand_shapes.size(); ++i) {
+      if (!all[i]) continue;
+      const Shape &want = s.operand_shapes[i];
+      bool ok = want.size() == all[i]->shape().size();
+      for (size_t a = 0; ok && a < want.size(); ++a) ok = !want[a].is_const() || want[a].value() == all[i]->shape()[a];
+      internal_assert(ok) << s.node->describe() << ": operand " << i << " has shape " << shape_str(all[i]->shape())
+                          << " at run time but " << shape_str(want) << " at compile time";
+    }
   }
   fn(bufs.data(), dims.data());
 }

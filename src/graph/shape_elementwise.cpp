@@ -86,7 +86,7 @@ void shape_cast(ShapeContext &c) {
   c.out[0].dtype = to;
   c.out[0].shape = x.shape;
   c.out[0].has_shape = x.has_shape;
-  if (dtype_is_int(to) && dtype_is_int(x.dtype)) c.out[0].sym_values = x.sym_values;
+  if (dtype_is_int(to) && dtype_is_int(x.dtype)) c.out[0].sym_values = c.dim_values(0);
 }
 
 }  // namespace kiln

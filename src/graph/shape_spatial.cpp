@@ -170,13 +170,12 @@ void shape_resize(ShapeContext &c) {
   user_assert(!n.has_attr("axes") && n.attr_s("keep_aspect_ratio_policy", "stretch") == "stretch" &&
               n.attr_i("antialias", 0) == 0)
       << n.describe() << ": axes, keep_aspect_ratio_policy and antialias (opset 18) are not supported";
-  int scales_in = -1, sizes_in = -1, roi_in = -1;
+  int scales_in = -1, sizes_in = -1;
   if (n.kind == OpKind::Upsample) {
     scales_in = n.opset >= 9 ? 1 : -1;
   } else if (n.opset < 11) {
     scales_in = 1;
   } else {
-    roi_in = 1;
     scales_in = 2;
     sizes_in = 3;
   }
@@ -200,20 +199,12 @@ void shape_resize(ShapeContext &c) {
       s = c.float_values(scales_in);
     }
     if (s) {
+      // floor(in * scale), also for tf_crop_and_resize: the ONNX reference and ONNX Runtime
+      // ignore the roi extent the spec text multiplies in.
       user_assert(static_cast<int>(s->size()) == rank) << n.describe() << ": scales must have " << rank << " elements";
-      auto roi = roi_in >= 0 ? c.float_values(roi_in) : std::nullopt;
-      bool crop = n.attr_s("coordinate_transformation_mode", "half_pixel") == "tf_crop_and_resize";
       for (int i = 0; i < rank; ++i) {
         user_assert((*s)[i] > 0) << n.describe() << ": scales must be positive";
-        if (crop && roi && static_cast<int>(roi->size()) == 2 * rank) {
-          double extent = (*roi)[i + rank] - (*roi)[i];
-          out.push_back(x[i].is_const() ? Dim(static_cast<int64_t>(std::floor(x[i].value() * extent * (*s)[i])))
-                                        : (extent == 1.0 ? scaled_dim(c, x[i], (*s)[i]) : c.fresh()));
-        } else if (crop && roi_in >= 0 && c.has(roi_in) && !roi) {
-          out.push_back(c.fresh());
-        } else {
-          out.push_back(scaled_dim(c, x[i], (*s)[i]));
-        }
+        out.push_back(scaled_dim(c, x[i], (*s)[i]));
       }
     } else {
       for (int i = 0; i < rank; ++i) out.push_back(c.fresh());
@@ -225,6 +216,7 @@ void shape_resize(ShapeContext &c) {
 void shape_quantize_linear(ShapeContext &c) {
   const Shape &x = c.shape_of(0);
   require_float(c, 0);
+  user_assert(c.node.attr_i("block_size", 0) == 0) << c.node.describe() << ": blocked quantization is not supported";
   DType t = c.has(2) ? c.input(2).dtype : DType::U8;
   user_assert(t == DType::U8 || t == DType::I8 || t == DType::U16 || t == DType::I16)
       << c.node.describe() << ": unsupported quantized type " << dtype_name(t);
@@ -236,6 +228,7 @@ void shape_quantize_linear(ShapeContext &c) {
 void shape_dequantize_linear(ShapeContext &c) {
   const Shape &x = c.shape_of(0);
   user_assert(dtype_is_int(c.input(0).dtype)) << c.node.describe() << ": input must be an integer tensor";
+  user_assert(c.node.attr_i("block_size", 0) == 0) << c.node.describe() << ": blocked quantization is not supported";
   require_float(c, 1);
   check_quant_param(c, 1, x);
   check_quant_param(c, 2, x);

@@ -64,19 +64,22 @@ bool is_empty(const Operand &o) {
   return false;
 }
 
-// Where output index `o` of a dim samples the input. `scale` and `length` (scale times
-// the input extent: the reference uses this float output length) are f64.
+// Where output index `o` of a dim samples the input. `scale` and `length` are f64;
+// `length` is scale times the input extent, the float output length the ONNX reference
+// uses (also in its length == 1 cases), so align_corners with scales whose product with
+// the input extent is fractional follows the reference, not ONNX Runtime. With a single
+// output, pytorch_half_pixel samples 0 as the spec and ONNX Runtime do.
 Expr source_coordinate(const ResizeAttrs &ra, const Expr &o, const Expr &in, const Expr &out, const Expr &scale,
                        const Expr &length, double roi_lo, double roi_hi) {
   Expr xo = cast(kF64, o), li = cast(kF64, in);
   const std::string &m = ra.coord;
   if (m == "half_pixel") return (xo + f64(0.5)) / scale - f64(0.5);
   if (m == "pytorch_half_pixel") return select(out > Expr(1), (xo + f64(0.5)) / scale - f64(0.5), f64(0));
-  if (m == "align_corners") return select(out == Expr(1), f64(0), xo * (li - f64(1)) / (length - f64(1)));
+  if (m == "align_corners") return select(length == f64(1), f64(0), xo * (li - f64(1)) / (length - f64(1)));
   if (m == "tf_half_pixel_for_nn") return (xo + f64(0.5)) / scale;
   if (m == "tf_crop_and_resize") {
     Expr span = f64(roi_hi - roi_lo) * (li - f64(1));
-    return select(out == Expr(1), f64(0.5 * (roi_lo + roi_hi)) * (li - f64(1)),
+    return select(length == f64(1), f64(0.5 * (roi_lo + roi_hi)) * (li - f64(1)),
                   f64(roi_lo) * (li - f64(1)) + xo * span / (length - f64(1)));
   }
   return xo / scale;  // asymmetric

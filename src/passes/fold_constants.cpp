@@ -6,6 +6,7 @@
 namespace kiln {
 
 namespace {
+
 bool foldable(const Node &n, size_t max_bytes) {
   if (op_path(n.kind) != ExecPath::Codegen || n.inputs.empty()) return false;
   for (Value *v : n.inputs) {
@@ -20,10 +21,34 @@ bool foldable(const Node &n, size_t max_bytes) {
   }
   return true;
 }
+// Outputs whose contents shape inference already knows (e.g. Shape of a static tensor and
+// arithmetic on it) become constants without running anything.
+bool materialize_known_contents(Node &n, Graph &g) {
+  if (op_path(n.kind) != ExecPath::Codegen || n.outputs.empty()) return false;
+  for (Value *o : n.outputs) {
+    if (!o || !o->sym_values || !o->has_shape || !shape_is_const(o->shape) || !dtype_is_int(o->dtype)) return false;
+    if (shape_numel(shape_values(o->shape)) != static_cast<int64_t>(o->sym_values->size())) return false;
+    for (const Dim &d : *o->sym_values) {
+      if (!d.is_const()) return false;
+    }
+  }
+  for (Value *o : n.outputs) {
+    Tensor t(o->dtype, shape_values(o->shape));
+    for (size_t i = 0; i < o->sym_values->size(); ++i) t.set_f64(static_cast<int64_t>(i), static_cast<double>((*o->sym_values)[i].value()));
+    o->constant = t;
+    o->producer = nullptr;
+    g.initializers.push_back(o);
+  }
+  return true;
+}
+
 }  // namespace
 
 void fold_constants(Graph &g, const NodeEvaluator &eval, size_t max_bytes) {
   std::set<const Node *> folded;
+  for (auto &n : g.nodes) {
+    if (materialize_known_contents(*n, g)) folded.insert(n.get());
+  }
   for (;;) {
     std::vector<const Node *> ready;
     std::vector<std::vector<Tensor>> inputs;

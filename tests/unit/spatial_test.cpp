@@ -326,6 +326,25 @@ graph g(%x: f32[1, 1, 2, 2], %sizes: i64[4]) {
   }
 }
 
+// Upsample-7 (scales attribute) and Resize-10 (X, scales) sample at x / scale.
+TEST(Resize, LegacyOpsetsSampleAsymmetrically) {
+  auto up = compile_text(R"(model {opset = 7}
+graph g(%x: f32[1, 1, 2, 2]) {
+  %y: ? = Upsample(%x) {mode = "nearest", scales = [1.0, 1.0, 2.0, 2.0]}
+  return %y
+})");
+  auto rs = compile_text(R"(model {opset = 10}
+graph g(%x: f32[1, 1, 2, 2]) {
+  init %scales: f32[4] = [1, 1, 2, 2]
+  %y: ? = Resize(%x, %scales) {mode = "linear"}
+  return %y
+})");
+  Tensor x(DType::F32, {1, 1, 2, 2});
+  for (int i = 0; i < 4; ++i) x.as<float>()[i] = static_cast<float>(i);
+  expect_near(up->run({{"x", x}})[0], {0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3});
+  expect_near(rs->run({{"x", x}})[0], {0, 0.5, 1, 1, 1, 1.5, 2, 2, 2, 2.5, 3, 3, 2, 2.5, 3, 3});
+}
+
 TEST(Resize, Opset18AxesAreRefused) {
   EXPECT_NE(user_error_of([] {
               compile_text(R"(model {opset = 18}
