@@ -7,22 +7,12 @@
 #include "graph/graph.h"
 #include "support/error.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
-Value *typed(Graph &g, const std::string &name, DType t, Shape s) {
-  Value *v = g.new_value(name);
-  v->dtype = t;
-  v->shape = std::move(s);
-  v->has_shape = true;
-  return v;
-}
-
-Value *input(Graph &g, const std::string &name, DType t, Shape s) {
-  Value *v = typed(g, name, t, std::move(s));
-  g.inputs.push_back(v);
-  return v;
-}
+using test::f32, test::input, test::set_graph, test::set_ints, test::typed, test::user_error_of;
 
 Node *node(Graph &g, OpKind k, std::vector<Value *> ins, std::vector<std::string> outs, int opset) {
   Node *n = g.new_node(k, op_name(k));
@@ -48,23 +38,7 @@ std::shared_ptr<Graph> subgraph(Graph &parent, const std::string &name) {
   return g;
 }
 
-void set_graph(Node *n, const std::string &attr, std::shared_ptr<Graph> g) {
-  n->attrs[attr].kind = Attribute::Kind::Graph;
-  n->attrs[attr].graphs = {std::move(g)};
-}
-
-void set_ints(Node *n, const std::string &name, std::vector<int64_t> v) {
-  n->attrs[name].kind = Attribute::Kind::Ints;
-  n->attrs[name].ints = std::move(v);
-}
-
 Model model_of(std::shared_ptr<Graph> g, int opset) { return Model{std::move(g), opset, "unit", ""}; }
-
-Tensor f32(std::vector<float> v, std::vector<int64_t> shape) {
-  Tensor t(DType::F32, std::move(shape));
-  for (size_t i = 0; i < v.size(); ++i) t.as<float>()[i] = v[i];
-  return t;
-}
 
 Tensor i64(int64_t v) { return Tensor::from_i64({v}, {}); }
 
@@ -78,17 +52,6 @@ std::vector<float> values(const Tensor &t) {
   std::vector<float> r;
   for (int64_t i = 0; i < t.numel(); ++i) r.push_back(static_cast<float>(t.get_f64(i)));
   return r;
-}
-
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
 }
 
 // Loop(M, cond, x0) with body: x = x + step (step from the outer scope); scan = x * x;

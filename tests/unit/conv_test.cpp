@@ -6,6 +6,8 @@
 
 #include "compiler/compiler.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
@@ -69,44 +71,20 @@ void run_case(const ConvCase &cc, std::mt19937 &rng) {
   m.opset = 13;
   m.graph = std::make_shared<Graph>();
   Graph &g = *m.graph;
-  Value *x = g.new_value("x");
-  x->dtype = DType::F32;
-  x->shape = shape_from(cc.x);
-  x->has_shape = true;
-  g.inputs.push_back(x);
+  Value *x = test::input(g, "x", DType::F32, shape_from(cc.x));
   Tensor wt = random_tensor(cc.w, rng), bt = random_tensor({cc.w[0]}, rng);
   auto constant = [&](const std::string &name, const Tensor &t) {
-    Value *v = g.new_value(name);
-    v->constant = t;
-    v->dtype = DType::F32;
-    v->shape = shape_from(t.shape());
-    v->has_shape = true;
-    g.initializers.push_back(v);
-    return v;
+    return test::constant(g, name, t);
   };
   Node *n = g.new_node(OpKind::Conv, "");
   n->opset = 13;
   n->inputs = {x, constant("w", wt)};
   if (cc.bias) n->inputs.push_back(constant("b", bt));
-  auto ints = [](std::vector<int64_t> v) {
-    Attribute a;
-    a.kind = Attribute::Kind::Ints;
-    a.ints = std::move(v);
-    return a;
-  };
-  n->attrs["strides"] = ints(cc.strides);
-  n->attrs["dilations"] = ints(cc.dilations);
-  if (!cc.pads.empty()) n->attrs["pads"] = ints(cc.pads);
-  Attribute grp;
-  grp.kind = Attribute::Kind::Int;
-  grp.i = cc.group;
-  n->attrs["group"] = grp;
-  if (!cc.auto_pad.empty()) {
-    Attribute ap;
-    ap.kind = Attribute::Kind::String;
-    ap.s = cc.auto_pad;
-    n->attrs["auto_pad"] = ap;
-  }
+  test::set_ints(n, "strides", cc.strides);
+  test::set_ints(n, "dilations", cc.dilations);
+  if (!cc.pads.empty()) test::set_ints(n, "pads", cc.pads);
+  test::set_int(n, "group", cc.group);
+  if (!cc.auto_pad.empty()) test::set_str(n, "auto_pad", cc.auto_pad);
   Value *y = g.new_value("y");
   y->producer = n;
   n->outputs = {y};

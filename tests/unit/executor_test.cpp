@@ -5,6 +5,8 @@
 #include "compiler/compiler.h"
 #include "support/error.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
@@ -14,28 +16,11 @@ Model small_model() {
   m.opset = 13;
   m.graph = std::make_shared<Graph>();
   Graph &g = *m.graph;
-  Value *x = g.new_value("x");
-  x->dtype = DType::F32;
-  x->shape = {Dim::sym("batch"), Dim(3)};
-  x->has_shape = true;
-  g.inputs.push_back(x);
-  Value *w = g.new_value("w");
+  Value *x = test::input(g, "x", DType::F32, {Dim::sym("batch"), Dim(3)});
   Tensor wt(DType::F32, {3, 2});
   for (int i = 0; i < 6; ++i) wt.as<float>()[i] = static_cast<float>(i + 1);
-  w->constant = wt;
-  w->dtype = DType::F32;
-  w->shape = {Dim(3), Dim(2)};
-  w->has_shape = true;
-  g.initializers.push_back(w);
-  Value *b = g.new_value("b");
-  Tensor bt(DType::F32, {2});
-  bt.as<float>()[0] = 0.5f;
-  bt.as<float>()[1] = -0.5f;
-  b->constant = bt;
-  b->dtype = DType::F32;
-  b->shape = {Dim(2)};
-  b->has_shape = true;
-  g.initializers.push_back(b);
+  Value *w = test::constant(g, "w", wt);
+  Value *b = test::constant(g, "b", test::f32({0.5f, -0.5f}, {2}));
   auto add = [&](OpKind k, std::vector<Value *> ins, const std::string &out) {
     Node *n = g.new_node(k, "");
     n->opset = 13;

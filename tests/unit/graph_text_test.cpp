@@ -14,31 +14,15 @@
 #include "graph/printer.h"
 #include "support/error.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
-// The message of the user_error `f` throws; empty when it throws nothing.
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
-}
+using test::typed, test::user_error_of;
 
 bool contains(const std::string &s, const std::string &part) {
   return s.find(part) != std::string::npos;
-}
-
-Value *typed(Graph &g, const std::string &name, DType dt, Shape shape) {
-  Value *v = g.new_value(name);
-  v->dtype = dt;
-  v->shape = std::move(shape);
-  v->has_shape = true;
-  return v;
 }
 
 Node *add_node(Graph &g, OpKind kind, std::vector<Value *> inputs, std::vector<Value *> outputs) {

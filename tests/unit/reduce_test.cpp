@@ -9,29 +9,17 @@
 #include "graph/parser.h"
 #include "support/error.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
-std::unique_ptr<CompiledModel> compile_text(const std::string &text) {
-  return CompiledModel::compile(parse_model(text));
-}
+using test::compile_text, test::user_error_of;
 
 std::string shape_of(const CompiledModel &cm, const std::string &name) {
   const Value *v = cm.graph().find(name);
   if (!v) return "<missing>";
   return std::string(dtype_name(v->dtype)) + (v->has_shape ? shape_str(v->shape) : "[?]");
-}
-
-// The message of the user_error `f` throws; empty when it throws nothing.
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
 }
 
 Tensor iota(DType dt, std::vector<int64_t> shape, double scale = 1.0, double offset = 0.0) {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "compiler/compiler.h"
+#include "graph_builder.h"
 #include "graph/graph.h"
 #include "passes/passes.h"
 #include "support/error.h"
@@ -17,52 +18,11 @@ namespace {
 
 constexpr int kOpset = 14;
 
-struct Builder {
-  Model m;
-  Graph &g;
-  Builder() : m{std::make_shared<Graph>(), kOpset, "unit", ""}, g(*m.graph) { g.name = "main"; }
+using test::set_int, test::set_str, test::user_error_of;
 
-  Value *input(const std::string &name, DType t, Shape s) {
-    Value *v = g.new_value(name);
-    v->dtype = t;
-    v->shape = std::move(s);
-    v->has_shape = true;
-    g.inputs.push_back(v);
-    return v;
-  }
-  Node *node(OpKind k, std::vector<Value *> ins, size_t outs) {
-    Node *n = g.new_node(k, op_name(k));
-    n->opset = kOpset;
-    n->name = "rnn";
-    n->inputs = std::move(ins);
-    for (size_t i = 0; i < outs; ++i) {
-      Value *o = g.new_value("out" + std::to_string(i));
-      o->producer = n;
-      n->outputs.push_back(o);
-    }
-    return n;
-  }
+struct Builder : test::GraphBuilder {
+  Builder() : GraphBuilder(kOpset, test::NodeStyle::fixed("rnn")) {}
 };
-
-void set_int(Node *n, const std::string &name, int64_t v) {
-  n->attrs[name].kind = Attribute::Kind::Int;
-  n->attrs[name].i = v;
-}
-void set_str(Node *n, const std::string &name, const std::string &v) {
-  n->attrs[name].kind = Attribute::Kind::String;
-  n->attrs[name].s = v;
-}
-
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
-}
 
 int gates_of(OpKind k) { return k == OpKind::LSTM ? 4 : k == OpKind::GRU ? 3 : 1; }
 

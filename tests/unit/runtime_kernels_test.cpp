@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "compiler/compiler.h"
+#include "graph_builder.h"
 #include "graph/graph.h"
 #include "passes/passes.h"
 #include "support/error.h"
@@ -13,55 +14,11 @@ namespace {
 
 constexpr int kOpset = 13;
 
-struct Builder {
-  Model m;
-  Graph &g;
-  Builder() : m{std::make_shared<Graph>(), kOpset, "unit", ""}, g(*m.graph) { g.name = "main"; }
+using test::f32, test::set_int, test::user_error_of;
 
-  Value *input(const std::string &name, DType t, Shape s) {
-    Value *v = g.new_value(name);
-    v->dtype = t;
-    v->shape = std::move(s);
-    v->has_shape = true;
-    g.inputs.push_back(v);
-    return v;
-  }
-  Node *node(OpKind k, std::vector<Value *> ins, size_t outs) {
-    Node *n = g.new_node(k, op_name(k));
-    n->opset = kOpset;
-    n->name = op_name(k);
-    n->inputs = std::move(ins);
-    for (size_t i = 0; i < outs; ++i) {
-      Value *o = g.new_value("out" + std::to_string(i));
-      o->producer = n;
-      n->outputs.push_back(o);
-    }
-    g.outputs = n->outputs;
-    return n;
-  }
+struct Builder : test::GraphBuilder {
+  Builder() : GraphBuilder(kOpset, test::NodeStyle::op_named_outputs()) {}
 };
-
-void set_int(Node *n, const std::string &name, int64_t v) {
-  n->attrs[name].kind = Attribute::Kind::Int;
-  n->attrs[name].i = v;
-}
-
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
-}
-
-Tensor f32(std::vector<float> v, std::vector<int64_t> shape) {
-  Tensor t(DType::F32, std::move(shape));
-  for (size_t i = 0; i < v.size(); ++i) t.as<float>()[i] = v[i];
-  return t;
-}
 
 std::vector<int64_t> ints(const Tensor &t) { return t.to_i64_vector(); }
 std::vector<double> doubles(const Tensor &t) {

@@ -11,24 +11,12 @@
 #include "graph/parser.h"
 #include "support/error.h"
 
+#include "graph_builder.h"
+
 namespace kiln {
 namespace {
 
-std::unique_ptr<CompiledModel> compile_text(const std::string &text) {
-  return CompiledModel::compile(parse_model(text));
-}
-
-// The message of the user_error `f` throws; empty when it throws nothing.
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
-}
+using test::compile_text, test::user_error_of;
 
 Tensor random_f32(std::vector<int64_t> shape, int seed) {
   Tensor t(DType::F32, std::move(shape));

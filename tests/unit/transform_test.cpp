@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "compiler/compiler.h"
+#include "graph_builder.h"
 #include "graph/graph.h"
 #include "passes/passes.h"
 #include "support/error.h"
@@ -17,64 +18,11 @@ namespace {
 
 constexpr int kOpset = 13;
 
-struct Builder {
-  Model m;
-  Graph &g;
-  Builder() : m{std::make_shared<Graph>(), kOpset, "unit", ""}, g(*m.graph) { g.name = "main"; }
+using test::set_int, test::set_ints, test::user_error_of;
 
-  Value *input(const std::string &name, DType t, Shape s) {
-    Value *v = g.new_value(name);
-    v->dtype = t;
-    v->shape = std::move(s);
-    v->has_shape = true;
-    g.inputs.push_back(v);
-    return v;
-  }
-  Value *constant(const std::vector<int64_t> &v, std::vector<int64_t> shape) {
-    Value *c = g.new_value("");
-    c->constant = Tensor::from_i64(v, shape);
-    c->dtype = DType::I64;
-    c->shape = shape_from(shape);
-    c->has_shape = true;
-    g.initializers.push_back(c);
-    return c;
-  }
-  Node *node(OpKind k, std::vector<Value *> ins, size_t outs = 1) {
-    Node *n = g.new_node(k, "");
-    n->opset = kOpset;
-    n->name = std::string(op_name(k)) + std::to_string(g.nodes.size());
-    n->inputs = std::move(ins);
-    for (size_t i = 0; i < outs; ++i) {
-      Value *o = g.new_value("");
-      o->producer = n;
-      n->outputs.push_back(o);
-    }
-    return n;
-  }
-  Value *op(OpKind k, std::vector<Value *> ins) { return node(k, std::move(ins))->outputs[0]; }
+struct Builder : test::GraphBuilder {
+  Builder() : GraphBuilder(kOpset, test::NodeStyle::anonymous()) {}
 };
-
-void set_int(Node *n, const std::string &name, int64_t v) {
-  n->attrs[name].kind = Attribute::Kind::Int;
-  n->attrs[name].i = v;
-}
-
-void set_ints(Node *n, const std::string &name, std::vector<int64_t> v) {
-  n->attrs[name].kind = Attribute::Kind::Ints;
-  n->attrs[name].ints = std::move(v);
-}
-
-// The message of the user_error `f` throws; empty when it throws nothing.
-template <typename F>
-std::string user_error_of(F &&f) {
-  try {
-    f();
-  } catch (const Error &e) {
-    EXPECT_EQ(e.kind(), ErrorKind::User) << e.what();
-    return e.what();
-  }
-  return "";
-}
 
 Tensor iota_f32(std::vector<int64_t> shape) {
   Tensor t(DType::F32, std::move(shape));
@@ -86,12 +34,12 @@ Tensor iota_f32(std::vector<int64_t> shape) {
 // multi-head split of an exported BERT.
 Value *heads_reshape(Builder &b, Value *x, int64_t heads, int64_t head_dim) {
   Value *shape = b.op(OpKind::Shape, {x});
-  Value *batch = b.op(OpKind::Gather, {shape, b.constant({0}, {})});
-  Value *seq = b.op(OpKind::Gather, {shape, b.constant({1}, {})});
-  Value *axes = b.constant({0}, {1});
+  Value *batch = b.op(OpKind::Gather, {shape, b.ints_constant({0}, {})});
+  Value *seq = b.op(OpKind::Gather, {shape, b.ints_constant({1}, {})});
+  Value *axes = b.ints_constant({0}, {1});
   Value *b1 = b.op(OpKind::Unsqueeze, {batch, axes});
   Value *s1 = b.op(OpKind::Unsqueeze, {seq, axes});
-  Node *cat = b.node(OpKind::Concat, {b1, s1, b.constant({heads, head_dim}, {2})});
+  Node *cat = b.node(OpKind::Concat, {b1, s1, b.ints_constant({heads, head_dim}, {2})});
   set_int(cat, "axis", 0);
   return b.op(OpKind::Reshape, {x, cat->outputs[0]});
 }
@@ -185,8 +133,8 @@ TEST(TransformShapes, ReshapeInfersMinusOneSymbolically) {
   Builder b;
   Dim batch = Dim::sym("batch"), seq = Dim::sym("seq");
   Value *x = b.input("x", DType::F32, {batch, seq, 768});
-  Value *y = b.op(OpKind::Reshape, {x, b.constant({0, 0, -1, 64}, {4})});
-  Value *z = b.op(OpKind::Reshape, {x, b.constant({-1, 768}, {2})});
+  Value *y = b.op(OpKind::Reshape, {x, b.ints_constant({0, 0, -1, 64}, {4})});
+  Value *z = b.op(OpKind::Reshape, {x, b.ints_constant({-1, 768}, {2})});
   Node *fl = b.node(OpKind::Flatten, {x});
   set_int(fl, "axis", 2);
   b.g.outputs = {y, z, fl->outputs[0]};
@@ -214,14 +162,14 @@ TEST(TransformShapes, SliceAndRangeOfSymbolicDims) {
   Value *x = b.input("x", DType::F32, {batch, seq, 8});
   int64_t big = std::numeric_limits<int64_t>::max();
   // x[:, 1:], x[:, -1:], x[..., 2:6]
-  Value *tail = b.op(OpKind::Slice, {x, b.constant({1}, {1}), b.constant({big}, {1}), b.constant({1}, {1})});
-  Value *last = b.op(OpKind::Slice, {x, b.constant({-1}, {1}), b.constant({big}, {1}), b.constant({1}, {1})});
-  Value *mid = b.op(OpKind::Slice, {x, b.constant({2}, {1}), b.constant({6}, {1}), b.constant({-1}, {1})});
+  Value *tail = b.op(OpKind::Slice, {x, b.ints_constant({1}, {1}), b.ints_constant({big}, {1}), b.ints_constant({1}, {1})});
+  Value *last = b.op(OpKind::Slice, {x, b.ints_constant({-1}, {1}), b.ints_constant({big}, {1}), b.ints_constant({1}, {1})});
+  Value *mid = b.op(OpKind::Slice, {x, b.ints_constant({2}, {1}), b.ints_constant({6}, {1}), b.ints_constant({-1}, {1})});
   // Shape(x)[1:2] feeds Range(0, seq, 1) via Squeeze.
   Value *shape = b.op(OpKind::Shape, {x});
-  Value *s = b.op(OpKind::Slice, {shape, b.constant({1}, {1}), b.constant({2}, {1})});
-  Value *n = b.op(OpKind::Squeeze, {s, b.constant({0}, {1})});
-  Value *r = b.op(OpKind::Range, {b.constant({0}, {}), n, b.constant({1}, {})});
+  Value *s = b.op(OpKind::Slice, {shape, b.ints_constant({1}, {1}), b.ints_constant({2}, {1})});
+  Value *n = b.op(OpKind::Squeeze, {s, b.ints_constant({0}, {1})});
+  Value *r = b.op(OpKind::Range, {b.ints_constant({0}, {}), n, b.ints_constant({1}, {})});
   b.g.outputs = {tail, last, mid, r};
   infer_shapes(b.g);
   EXPECT_TRUE(shapes_same(tail->shape, {batch, dim_max(seq - 1, 0), 8})) << shape_str(tail->shape);
@@ -240,8 +188,8 @@ TEST(TransformRun, DynamicShapesRunWithDifferentSizes) {
   set_ints(tr, "perm", {0, 2, 1, 3});
   // Then the last time step of each head, reversed along the head dim.
   int64_t big = std::numeric_limits<int64_t>::max();
-  Value *last = b.op(OpKind::Slice, {tr->outputs[0], b.constant({-1, big}, {2}), b.constant({big, -big}, {2}),
-                                     b.constant({2, 3}, {2}), b.constant({1, -1}, {2})});
+  Value *last = b.op(OpKind::Slice, {tr->outputs[0], b.ints_constant({-1, big}, {2}), b.ints_constant({big, -big}, {2}),
+                                     b.ints_constant({2, 3}, {2}), b.ints_constant({1, -1}, {2})});
   b.g.outputs = {tr->outputs[0], last};
   auto cm = CompiledModel::compile(std::move(b.m));
   for (int64_t batch : {1, 3}) {
@@ -275,8 +223,8 @@ TEST(TransformRun, ConcatSplitPadExpandOnSymbolicDims) {
   set_int(cat, "axis", 1);                                              // [n, 3]
   Node *sp = b.node(OpKind::Split, {cat->outputs[0]}, 3);               // 3 x [n, 1]
   set_int(sp, "axis", 1);
-  Value *padded = b.op(OpKind::Pad, {sp->outputs[2], b.constant({1, 0, 0, 2}, {4})});  // [n + 1, 3]
-  Value *ex = b.op(OpKind::Expand, {b.constant({7}, {1}), b.op(OpKind::Shape, {padded})});
+  Value *padded = b.op(OpKind::Pad, {sp->outputs[2], b.ints_constant({1, 0, 0, 2}, {4})});  // [n + 1, 3]
+  Value *ex = b.op(OpKind::Expand, {b.ints_constant({7}, {1}), b.op(OpKind::Shape, {padded})});
   b.g.outputs = {padded, ex};
   infer_shapes(b.g);
   EXPECT_TRUE(shapes_same(padded->shape, {n + 1, 3})) << shape_str(padded->shape);
@@ -363,7 +311,7 @@ TEST(TransformRun, AttributeFormsOfOldOpsets) {
 TEST(TransformRun, SplitWithAnOmittedOutput) {
   Builder b;
   Value *x = b.input("x", DType::F32, {7});
-  Node *n = b.node(OpKind::Split, {x, b.constant({2, 3, 2}, {3})}, 3);
+  Node *n = b.node(OpKind::Split, {x, b.ints_constant({2, 3, 2}, {3})}, 3);
   n->outputs[1] = nullptr;
   b.g.outputs = {n->outputs[0], n->outputs[2]};
   auto outs = CompiledModel::compile(std::move(b.m))->run({{"x", iota_f32({7})}});
@@ -457,7 +405,7 @@ TEST(TransformErrors, BadModelsGiveUserErrors) {
             std::string::npos);
   EXPECT_NE(user_error_of([&] {
               infer_one([](Builder &b) {
-                b.op(OpKind::Reshape, {b.input("x", DType::F32, {2, 3}), b.constant({4, -1}, {2})});
+                b.op(OpKind::Reshape, {b.input("x", DType::F32, {2, 3}), b.ints_constant({4, -1}, {2})});
               });
             }).find("cannot reshape"),
             std::string::npos);
@@ -470,13 +418,13 @@ TEST(TransformErrors, BadModelsGiveUserErrors) {
             std::string::npos);
   EXPECT_NE(user_error_of([&] {
               infer_one([](Builder &b) {
-                b.node(OpKind::Split, {b.input("x", DType::F32, {5}), b.constant({2, 2}, {2})}, 2);
+                b.node(OpKind::Split, {b.input("x", DType::F32, {5}), b.ints_constant({2, 2}, {2})}, 2);
               });
             }).find("split sizes sum to 4"),
             std::string::npos);
   EXPECT_NE(user_error_of([&] {
               infer_one([](Builder &b) {
-                b.op(OpKind::Squeeze, {b.input("x", DType::F32, {2, 3}), b.constant({1}, {1})});
+                b.op(OpKind::Squeeze, {b.input("x", DType::F32, {2, 3}), b.ints_constant({1}, {1})});
               });
             }).find("cannot squeeze"),
             std::string::npos);
