@@ -4,6 +4,7 @@
 #include <llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/Support/FileSystem.h>
 #include <llvm/Support/TargetSelect.h>
@@ -11,6 +12,8 @@
 #include <llvm/TargetParser/Host.h>
 
 #include <mutex>
+#include <optional>
+#include <thread>
 
 #include "codegen/codegen_llvm.h"
 #include "runtime/thread_pool.h"
@@ -39,6 +42,7 @@ std::string error_text(llvm::Error e) {
 struct Jit::Impl {
   std::unique_ptr<llvm::orc::LLJIT> jit;
   std::unique_ptr<llvm::TargetMachine> tm;
+  std::optional<llvm::orc::JITTargetMachineBuilder> jtmb;  // one TargetMachine per compile thread
   int module_count = 0;
 };
 
@@ -46,10 +50,11 @@ Jit::Jit() : impl_(std::make_unique<Impl>()) {
   init_llvm();
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   internal_assert(static_cast<bool>(jtmb)) << error_text(jtmb.takeError());
-  jtmb->setCodeGenOptLevel(llvm::CodeGenOpt::Aggressive);
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOpt::Default);
   auto tm = jtmb->createTargetMachine();
   internal_assert(static_cast<bool>(tm)) << error_text(tm.takeError());
   impl_->tm = std::move(*tm);
+  impl_->jtmb = *jtmb;
   auto jit = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
   internal_assert(static_cast<bool>(jit)) << error_text(jit.takeError());
   impl_->jit = std::move(*jit);
@@ -81,22 +86,64 @@ std::string Jit::host_features() {
   return s;
 }
 
+namespace {
+
+// Lowers a group of kernels to one in-memory object file: LLVM IR, the optimization
+// pipeline, machine code. Runs on its own thread with its own context and TargetMachine.
+std::unique_ptr<llvm::MemoryBuffer> compile_object(const std::vector<Kernel> &kernels, const std::string &name,
+                                                   llvm::orc::JITTargetMachineBuilder jtmb, const llvm::DataLayout &dl,
+                                                   int opt_level, const std::string &dump_path) {
+  auto tm = llvm::cantFail(jtmb.createTargetMachine());
+  llvm::LLVMContext ctx;
+  llvm::Module m(name, ctx);
+  m.setDataLayout(dl);
+  m.setTargetTriple(tm->getTargetTriple().str());
+  emit_kernels(m, kernels, tm->getTargetCPU().str(), tm->getTargetFeatureString().str());
+  optimize_module(m, *tm, opt_level);
+  if (!dump_path.empty()) {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(dump_path, ec, llvm::sys::fs::OF_Text);
+    if (!ec) m.print(os, nullptr);
+  }
+  llvm::SmallVector<char, 0> obj;
+  llvm::raw_svector_ostream os(obj);
+  llvm::legacy::PassManager pm;
+  internal_assert(!tm->addPassesToEmitFile(pm, os, nullptr, llvm::CGFT_ObjectFile)) << "no object emission";
+  pm.run(m);
+  return llvm::MemoryBuffer::getMemBufferCopy(llvm::StringRef(obj.data(), obj.size()), name);
+}
+
+}  // namespace
+
 std::map<std::string, KernelFn> Jit::compile(const std::vector<Kernel> &kernels, const JitOptions &opts) {
   std::map<std::string, KernelFn> out;
   if (kernels.empty()) return out;
-  auto ctx = std::make_unique<llvm::LLVMContext>();
-  auto m = std::make_unique<llvm::Module>("kiln" + std::to_string(impl_->module_count++), *ctx);
-  m->setDataLayout(impl_->jit->getDataLayout());
-  m->setTargetTriple(impl_->tm->getTargetTriple().str());
-  emit_kernels(*m, kernels, impl_->tm->getTargetCPU().str(), impl_->tm->getTargetFeatureString().str());
-  optimize_module(*m, *impl_->tm, opts.llvm_opt_level);
-  if (!opts.dump_llvm_ir_path.empty()) {
-    std::error_code ec;
-    llvm::raw_fd_ostream os(opts.dump_llvm_ir_path, ec, llvm::sys::fs::OF_Text);
-    if (!ec) m->print(os, nullptr);
+  // Kernels are split into one group per core and compiled to object files in parallel;
+  // ORC then only links them.
+  size_t groups = std::min<size_t>(kernels.size() / 4 + 1, static_cast<size_t>(std::max(1, num_threads())));
+  if (!opts.dump_llvm_ir_path.empty()) groups = 1;
+  std::vector<std::vector<Kernel>> parts(groups);
+  for (size_t i = 0; i < kernels.size(); ++i) parts[i % groups].push_back(kernels[i]);
+  std::vector<std::unique_ptr<llvm::MemoryBuffer>> objects(groups);
+  std::vector<std::string> errors(groups);
+  auto work = [&](size_t g) {
+    try {
+      objects[g] = compile_object(parts[g], "kiln" + std::to_string(impl_->module_count) + "_" + std::to_string(g),
+                                  *impl_->jtmb, impl_->jit->getDataLayout(), opts.llvm_opt_level, opts.dump_llvm_ir_path);
+    } catch (const std::exception &e) {
+      errors[g] = e.what();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t g = 1; g < groups; ++g) threads.emplace_back(work, g);
+  work(0);
+  for (auto &t : threads) t.join();
+  ++impl_->module_count;
+  for (auto &e : errors) internal_assert(e.empty()) << e;
+  for (auto &obj : objects) {
+    llvm::Error err = impl_->jit->addObjectFile(std::move(obj));
+    internal_assert(!err) << error_text(std::move(err));
   }
-  llvm::Error err = impl_->jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx)));
-  internal_assert(!err) << error_text(std::move(err));
   for (auto &k : kernels) {
     auto sym = impl_->jit->lookup(k.name);
     internal_assert(static_cast<bool>(sym)) << error_text(sym.takeError());
