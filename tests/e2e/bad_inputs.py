@@ -9,7 +9,7 @@ Every case builds its bad model / data in a fresh temp dir (onnx Python API + Nu
   - never says "internal error".
 Cases about huge sizes run kiln under an address-space limit (RLIMIT_AS, 4 GiB) and also
 reject an "out of memory" message: kiln must refuse them before allocating.
-Finally `kiln --help`, `kiln run --help` and `kiln inspect --help` must exit 0.
+Finally `kiln --help` and `kiln run|inspect|bench --help` must exit 0.
 
 Usage: /usr/bin/python3 tests/e2e/bad_inputs.py KILN_BIN [--filter SUBSTR] [--list] [-v]
 Prints PASS/FAIL per case and exits non-zero if any case fails.
@@ -492,6 +492,15 @@ def help_exits_zero(c):
     c.expect_ok(["--help"], "usage")
     c.expect_ok(["run", "--help"], "usage")
     c.expect_ok(["inspect", "--help"], "usage")
+    c.expect_ok(["bench", "--help"], "usage")
+
+
+@case
+def bench_bad_flags(c):
+    c.expect_error(["bench", c.good_model(), "--iterations", "0"], ["--iterations"])
+    c.expect_error(["bench", c.good_model(), "--threads", "many"], ["--threads"])
+    c.expect_error(["bench", c.good_model(), "--frobnicate"], ["--frobnicate"])
+    c.expect_ok(["bench", c.good_model(), "--iterations", "2", "--warmup", "1", "--json"], "median_ms")
 
 
 @case

@@ -16,6 +16,7 @@ const char *kUsage =
     "commands:\n"
     "  inspect MODEL   what is inside a model and how kiln will run it\n"
     "  run MODEL       compile and run a model on .npy inputs (or seeded random ones)\n"
+    "  bench MODEL     compile once, then time repeated runs (median, min, p90)\n"
     "\n"
     "Run `kiln <command> --help` for a command's options.\n"
     "Exit status: 0 on success, 2 on bad input (model, flag or data), 1 on an internal error.\n";
@@ -31,6 +32,7 @@ int main(int argc, char **argv) {
   try {
     if (cmd == "inspect") return kiln::cmd_inspect(argc, argv);
     if (cmd == "run") return kiln::cmd_run(argc, argv);
+    if (cmd == "bench") return kiln::cmd_bench(argc, argv);
     if (cmd == "--version") {
       std::cout << "kiln 0.1.0\n";
       return 0;
