@@ -158,13 +158,7 @@ Stmt conv_accumulate(LowerContext &c, const ConvAttrs &a, const std::vector<Expr
 Stmt lower_conv(LowerContext &c) {
   const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
   int sp = x.rank() - 2;
-  std::vector<int64_t> wk;
-  for (int i = 0; i < sp; ++i) {
-    auto *k = w.shape[i + 2].as<IntImm>();
-    user_assert(k != nullptr) << c.node.describe() << ": weight kernel dims must be static";
-    wk.push_back(k->value);
-  }
-  ConvAttrs a = ConvAttrs::read(c.node, sp, wk);
+  ConvAttrs a = ConvAttrs::read(c.node, sp, static_kernel_dims(c, w));
   std::vector<Expr> pad(sp);
   for (int d = 0; d < sp; ++d) {
     Expr o;

@@ -119,6 +119,16 @@ std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduc
   return e;
 }
 
+std::vector<int64_t> static_kernel_dims(const LowerContext &c, const Operand &w) {
+  std::vector<int64_t> wk;
+  for (int d = 2; d < w.rank(); ++d) {
+    auto *k = w.shape[d].as<IntImm>();
+    user_assert(k != nullptr) << c.node.describe() << ": weight kernel dims must be static";
+    wk.push_back(k->value);
+  }
+  return wk;
+}
+
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f) {
   return loop_nest(c, out.shape, [&](const std::vector<Expr> &idx) { return store(out, idx, f(idx)); });
 }

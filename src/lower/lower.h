@@ -86,6 +86,9 @@ Stmt parallel_loop_nest(LowerContext &c, const std::vector<Expr> &extents,
 std::vector<Expr> merge_index(const std::vector<bool> &reduced, const std::vector<Expr> &outer,
                               const std::vector<Expr> &inner);
 std::vector<Expr> extents_where(const Operand &x, const std::vector<bool> &reduced, bool want);
+// Window ops (Conv, ConvTranspose, ConvInteger, QLinearConv): the weight's spatial dims,
+// which must be static (user_error otherwise).
+std::vector<int64_t> static_kernel_dims(const LowerContext &c, const Operand &w);
 // out(idx) = f(idx) over the whole output: the elementwise compute definition.
 Stmt compute(LowerContext &c, const Operand &out, const std::function<Expr(const std::vector<Expr> &)> &f);
 // acc = init; for r in extents: acc = combine(acc, value(r)); then finish(acc) -- a

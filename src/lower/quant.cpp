@@ -164,13 +164,7 @@ Stmt integer_conv(LowerContext &c, const Operand &x, const Operand &w, const Ope
                   const std::function<Expr(const std::vector<Expr> &)> &wv,
                   const std::function<Stmt(Expr, const std::vector<Expr> &)> &finish) {
   int sp = x.rank() - 2;
-  std::vector<int64_t> wk;
-  for (int d = 0; d < sp; ++d) {
-    auto *k = w.shape[d + 2].as<IntImm>();
-    user_assert(k != nullptr) << c.node.describe() << ": weight kernel dims must be static";
-    wk.push_back(k->value);
-  }
-  ConvAttrs a = ConvAttrs::read(c.node, sp, wk);
+  ConvAttrs a = ConvAttrs::read(c.node, sp, static_kernel_dims(c, w));
   std::vector<Expr> pad(sp);
   for (int d = 0; d < sp; ++d) {
     Expr o;
