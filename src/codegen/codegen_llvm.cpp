@@ -409,8 +409,18 @@ class CodeGen {
       }
       case IRNodeType::For: {
         auto *n = s.as<For>();
+        auto *mn = n->min.as<IntImm>(), *ex = n->extent.as<IntImm>();
         if (n->kind == ForKind::Parallel) {
           parallel_for(*n);
+        } else if (n->kind == ForKind::Unrolled && mn && ex) {
+          // Unrolled here rather than left to LLVM, so register tiles indexed by the loop
+          // variable have constant indices (promoted to registers by SROA).
+          auto saved = scope_.vars;
+          for (int64_t i = 0; i < ex->value; ++i) {
+            scope_.vars[n->name] = b_.getInt64(mn->value + i);
+            stmt(n->body);
+          }
+          scope_.vars = saved;
         } else {
           serial_for(n->name, expr(n->min), expr(n->extent), n->body);
         }

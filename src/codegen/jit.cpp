@@ -44,12 +44,28 @@ struct Jit::Impl {
   std::unique_ptr<llvm::TargetMachine> tm;
   std::optional<llvm::orc::JITTargetMachineBuilder> jtmb;  // one TargetMachine per compile thread
   int module_count = 0;
+  std::string target;
+  int vector_bits = 128;
 };
 
-Jit::Jit() : impl_(std::make_unique<Impl>()) {
+Jit::Jit(const std::string &target) : impl_(std::make_unique<Impl>()) {
   init_llvm();
   auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
   internal_assert(static_cast<bool>(jtmb)) << error_text(jtmb.takeError());
+  impl_->target = target;
+  if (target == "native") {
+    std::string f = host_features();
+    impl_->vector_bits = f.find("+avx512f") != std::string::npos ? 512 : f.find("+avx2") != std::string::npos ? 256 : 128;
+  } else if (target == "x86-64-v3" || target == "x86-64-v4") {
+    jtmb->setCPU(target);
+    jtmb->getFeatures() = llvm::SubtargetFeatures();
+    impl_->vector_bits = target == "x86-64-v4" ? 512 : 256;
+    std::string need = target == "x86-64-v4" ? "+avx512f" : "+avx2";
+    user_assert(host_features().find(need) != std::string::npos)
+        << "target " << target << " needs " << need.substr(1) << ", which this CPU lacks; use --target native";
+  } else {
+    user_error << "unknown target '" << target << "' for in-process compilation (native, x86-64-v3, x86-64-v4)";
+  }
   jtmb->setCodeGenOptLevel(llvm::CodeGenOpt::Default);
   auto tm = jtmb->createTargetMachine();
   internal_assert(static_cast<bool>(tm)) << error_text(tm.takeError());
@@ -72,6 +88,9 @@ Jit::Jit() : impl_(std::make_unique<Impl>()) {
 }
 
 Jit::~Jit() = default;
+
+int Jit::vector_bits() const { return impl_->vector_bits; }
+const std::string &Jit::target() const { return impl_->target; }
 
 std::string Jit::host_cpu() { return llvm::sys::getHostCPUName().str(); }
 

@@ -22,14 +22,17 @@ CompiledModel::~CompiledModel() = default;
 std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const CompileOptions &opts) {
   std::unique_ptr<CompiledModel> cm(new CompiledModel());
   cm->model_ = std::move(model);
-  cm->jit_ = std::make_unique<Jit>();
+  cm->jit_ = std::make_unique<Jit>(opts.target);
   cm->jit_mutex_ = std::make_unique<std::mutex>();
   auto t0 = std::chrono::steady_clock::now();
   run_pipeline(cm->model_, opts, *cm->jit_, cm->stats_);
   cm->stats_.seconds_passes = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
-  cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, *cm->jit_, *cm->jit_mutex_);
+  LowerOptions lopts;
+  lopts.opt_level = opts.opt_level;
+  lopts.vector_bits = cm->jit_->vector_bits();
+  cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, *cm->jit_, *cm->jit_mutex_, lopts);
   std::vector<Kernel> kernels;
   std::map<std::string, std::string> dedup;
   cm->runner_->build(kernels, dedup);
@@ -121,7 +124,7 @@ std::vector<std::vector<Tensor>> evaluate_nodes(const std::vector<const Node *> 
       od.push_back(d);
     }
     names.push_back("fold" + std::to_string(counter++) + "_" + op_name(n.kind));
-    auto spec = build_kernel(n, id, od, names.back());
+    auto spec = build_kernel(n, id, od, names.back(), LowerOptions{});
     internal_assert(spec) << "constant folding of " << n.describe() << " needs values it was given";
     kernels.push_back(spec->kernel);
   }

@@ -13,6 +13,7 @@ namespace kiln {
 
 struct CompileOptions {
   int opt_level = 0;
+  std::string target = "native";  // native, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)
   // Pins symbolic input dims: input name -> concrete shape (kiln run --shape).
   std::map<std::string, std::vector<int64_t>> input_shapes;
   std::string print_after;  // pass name whose output IR is printed to stderr ("all" for every pass)

@@ -90,13 +90,14 @@ std::string kernel_key(const Kernel &k) {
 
 }  // namespace
 
-GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex) : g_(g), jit_(jit), jit_mutex_(jit_mutex) {
+GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const LowerOptions &opts)
+    : g_(g), jit_(jit), jit_mutex_(jit_mutex), opts_(opts) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     auto s = std::make_unique<Step>();
     s->node = g.nodes[i].get();
     s->path = op_path(s->node->kind);
     for (auto &[name, a] : s->node->attrs) {
-      for (auto &sub : a.graphs) s->subgraphs[name].push_back(std::make_unique<GraphRunner>(*sub, jit, jit_mutex));
+      for (auto &sub : a.graphs) s->subgraphs[name].push_back(std::make_unique<GraphRunner>(*sub, jit, jit_mutex, opts));
     }
     std::vector<const Value *> uses;
     collect_uses(*s->node, uses);
@@ -132,7 +133,7 @@ void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std:
     std::optional<KernelSpec> spec;
     if (known) {
       std::string name = "k" + std::to_string(kernels.size()) + "_" + op_name(n.kind);
-      spec = build_kernel(n, ins, outs, name);
+      spec = build_kernel(n, ins, outs, name, opts_);
     }
     if (!spec) {
       s->specialize = true;
@@ -340,7 +341,7 @@ KernelFn GraphRunner::specialize(const Step &s, const std::vector<const Tensor *
     int needed = -1;
     std::string name = "s" + std::to_string(reinterpret_cast<uintptr_t>(&s)) + "_" + std::to_string(s.cache.size()) +
                        "_" + op_name(s.node->kind);
-    auto spec = build_kernel(*s.node, id, od, name, &needed);
+    auto spec = build_kernel(*s.node, id, od, name, opts_, &needed);
     if (!spec) {
       internal_assert(needed >= 0 && !s.value_inputs.count(needed)) << "specialization did not converge";
       s.value_inputs.insert(needed);

@@ -27,7 +27,7 @@ struct Env {
 
 class GraphRunner {
  public:
-  GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex);
+  GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const LowerOptions &opts);
   ~GraphRunner();
 
   // Builds the kernels of this graph and its subgraphs and appends them to `kernels`
@@ -58,6 +58,7 @@ class GraphRunner {
   const Graph &g_;
   Jit &jit_;
   std::mutex &jit_mutex_;
+  LowerOptions opts_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
 };

@@ -7,7 +7,7 @@ namespace kiln {
 
 std::optional<KernelSpec> build_kernel(const Node &n, const std::vector<OperandDesc> &ins,
                                        const std::vector<OperandDesc> &outs, const std::string &name,
-                                       int *needed) {
+                                       const LowerOptions &opts, int *needed) {
   LowerFn fn = lower_fn_of(n.kind);
   internal_assert(fn) << "no lowering for " << n.describe();
   KernelSpec spec;
@@ -36,7 +36,7 @@ std::optional<KernelSpec> build_kernel(const Node &n, const std::vector<OperandD
   for (size_t i = 0; i < outs.size(); ++i) {
     out_ops.push_back(make(outs[i], "y" + std::to_string(i), static_cast<int>(ins.size() + i)));
   }
-  LowerContext ctx(n, std::move(in_ops), std::move(out_ops));
+  LowerContext ctx(n, std::move(in_ops), std::move(out_ops), opts);
   try {
     spec.kernel.body = fn(ctx);
   } catch (const NeedsValue &nv) {

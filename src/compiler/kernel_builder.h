@@ -8,6 +8,7 @@
 
 #include "graph/graph.h"
 #include "loop/kernel.h"
+#include "lower/lower.h"
 
 namespace kiln {
 
@@ -27,6 +28,6 @@ struct KernelSpec {
 // (`needed` then names that input).
 std::optional<KernelSpec> build_kernel(const Node &n, const std::vector<OperandDesc> &ins,
                                        const std::vector<OperandDesc> &outs, const std::string &name,
-                                       int *needed = nullptr);
+                                       const LowerOptions &opts, int *needed = nullptr);
 
 }  // namespace kiln

@@ -47,6 +47,8 @@ const char *fusion_pattern_name(FusionPattern p) {
   return "?";
 }
 
+bool is_kiln_internal_op(OpKind k) { return k == OpKind::FusedConv || k == OpKind::FusedMatMul; }
+
 OpKind op_kind_from_name(const std::string &op_type) {
   static const std::map<std::string, OpKind> table = [] {
     std::map<std::string, OpKind> m;

@@ -28,6 +28,8 @@ FusionPattern op_pattern(OpKind k);
 ExecPath op_path(OpKind k);
 const char *exec_path_name(ExecPath p);
 const char *fusion_pattern_name(FusionPattern p);
+// Ops that only kiln's passes create (FusedConv, ...); models cannot name them.
+bool is_kiln_internal_op(OpKind k);
 // Maps an ONNX op_type of the default domain to a kind; Unknown if unsupported.
 OpKind op_kind_from_name(const std::string &op_type);
 

@@ -1,6 +1,10 @@
-// Compute definitions of MatMul, Gemm and Conv (naive schedules: the -O0 reference).
+// Compute definitions of MatMul, Gemm and Conv (naive schedules: the -O0 reference);
+// at -O1 and above MatMul and f32 Conv take the schedules of conv_schedule.cpp and
+// matmul_schedule.cpp.
 #include "graph/conv_attrs.h"
+#include "lower/conv_schedule.h"
 #include "lower/lower.h"
+#include "lower/matmul_schedule.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -13,6 +17,7 @@ Type acc_type_of(const Operand &o) {
 }  // namespace
 
 Stmt lower_matmul(LowerContext &c) {
+  if (matmul_schedulable(c)) return matmul_schedule(c, MatMulEpilogue{});
   Operand a = c.in[0], b = c.in[1];
   const Operand &y = c.out[0];
   bool a1 = a.rank() == 1, b1 = b.rank() == 1;
@@ -163,6 +168,11 @@ Stmt lower_conv(LowerContext &c) {
   for (int d = 0; d < sp; ++d) {
     Expr o;
     a.geometry(d, x.shape[d + 2], o, pad[d]);
+  }
+  if (conv_schedulable(c)) {
+    ConvEpilogue e;
+    if (c.has(2)) e.bias = &c.in[2];
+    return conv_schedule(c, a, pad, e);
   }
   if (y.compute() == y.storage() && y.compute().is_float()) return conv_accumulate(c, a, pad);
   Expr cin_g = w.shape[1];                   // input channels per group

@@ -29,12 +29,23 @@ struct NeedsValue {
   int input;
 };
 
+// How a kernel is scheduled. opt_level 0 keeps the naive compute definitions (the
+// reference every optimized schedule is checked against); >= 1 picks the optimized
+// schedules (register-blocked GEMM tiles, ...) for a target with `vector_bits` wide
+// registers.
+struct LowerOptions {
+  int opt_level = 0;
+  int vector_bits = 256;
+  int vector_lanes_f32() const { return vector_bits / 32; }
+};
+
 class LowerContext {
  public:
-  LowerContext(const Node &n, std::vector<Operand> in, std::vector<Operand> out)
-      : node(n), in(std::move(in)), out(std::move(out)) {}
+  LowerContext(const Node &n, std::vector<Operand> in, std::vector<Operand> out, LowerOptions opts = {})
+      : node(n), in(std::move(in)), out(std::move(out)), opts(opts) {}
   const Node &node;
   std::vector<Operand> in, out;
+  LowerOptions opts;
 
   bool has(size_t i) const { return i < in.size() && in[i].present(); }
   // Contents of input i; throws NeedsValue when unknown.

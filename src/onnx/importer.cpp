@@ -259,7 +259,8 @@ void Importer::check_op(const onnx::NodeProto &n, int index) {
   user_assert(opset_ != 0) << "the model imports no opset for the default ONNX domain, which "
                            << node_label(n, index) << " uses";
   if (n.op_type() == "Constant") return;
-  user_assert(op_kind_from_name(n.op_type()) != OpKind::Unknown)
+  OpKind kind = op_kind_from_name(n.op_type());
+  user_assert(kind != OpKind::Unknown && !is_kiln_internal_op(kind))
       << "unknown op '" << n.op_type() << "' (node " << node_id(n, index)
       << "): kiln does not support it";
 }

@@ -1,0 +1,23 @@
+// Optimized f32 convolution schedules (im2col + register-blocked GEMM tiles, depthwise)
+// with a fused epilogue; the -O0 reference stays in linalg.cpp.
+#pragma once
+#include <vector>
+
+#include "graph/conv_attrs.h"
+#include "lower/gemm.h"
+#include "lower/lower.h"
+
+namespace kiln {
+
+// y = act(conv(x, w) + bias[channel] + residual): bias and residual may be null.
+struct ConvEpilogue {
+  const Operand *bias = nullptr;
+  const Operand *residual = nullptr;  // same shape as the output
+  Activation act;
+};
+
+// Whether conv_schedule applies (opt level >= 1, f32 operands).
+bool conv_schedulable(const LowerContext &c);
+Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e);
+
+}  // namespace kiln

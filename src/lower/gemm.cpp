@@ -1,0 +1,128 @@
+// Register-blocked GEMM tiles in the Loop IR (see gemm.h).
+#include "lower/gemm.h"
+
+#include "support/error.h"
+
+namespace kiln {
+
+GemmTile gemm_tile_for(const LowerOptions &o) {
+  // 32 vector registers with AVX-512: 8 x 2 accumulators + 2 B vectors + 1 broadcast.
+  // 16 with AVX2: 6 x 2 accumulators + 2 + 1.
+  if (o.vector_bits >= 512) return {8, 2, 16};
+  if (o.vector_bits >= 256) return {6, 2, 8};
+  return {4, 2, 4};
+}
+
+namespace {
+
+Expr f32_vec(Expr v, int lanes) { return lanes == 1 ? v : Broadcast::make(v, lanes); }
+
+Expr vec_index(Expr base, int lanes) { return lanes == 1 ? base : Ramp::make(base, Expr(1), lanes); }
+
+// One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1.
+Stmt tile(LowerContext &c, const GemmSpec &g, Expr m0, Expr n0, int mr, int nv, int vl) {
+  Type vt = Type::f(32, vl);
+  int nw = nv * vl;
+  std::string acc = c.fresh("acc");
+  auto acc_at = [&](int i, int v) { return vec_index(Expr(int64_t(i * nw + v * vl)), vl); };
+  std::vector<Stmt> init, fin;
+  for (int i = 0; i < mr; ++i) {
+    for (int v = 0; v < nv; ++v) init.push_back(Store::make(acc, f32_vec(make_zero(Type::f(32)), vl), acc_at(i, v)));
+  }
+  std::string k = c.fresh("k");
+  Expr vk = Var::make(Type::index(), k);
+  // Per k: nv vector loads of B and mr broadcasts of A bound once, then mr*nv FMAs.
+  std::vector<std::pair<std::string, Expr>> lets;
+  std::vector<Expr> bv, av;
+  for (int v = 0; v < nv; ++v) {
+    std::string n = c.fresh("b");
+    lets.emplace_back(n, Load::make(vt, g.b, vec_index(g.b_base + vk * g.b_sk + n0 + Expr(v * vl), vl)));
+    bv.push_back(Var::make(vt, n));
+  }
+  for (int i = 0; i < mr; ++i) {
+    std::string n = c.fresh("a");
+    lets.emplace_back(n, f32_vec(Load::make(Type::f(32), g.a, g.a_base + (m0 + Expr(i)) * g.a_sm + vk * g.a_sk), vl));
+    av.push_back(Var::make(vt, n));
+  }
+  std::vector<Stmt> fmas;
+  for (int i = 0; i < mr; ++i) {
+    for (int v = 0; v < nv; ++v) {
+      Expr sum = call("fma", {av[i], bv[v], Load::make(vt, acc, acc_at(i, v))});
+      fmas.push_back(Store::make(acc, sum, acc_at(i, v)));
+    }
+  }
+  Stmt kbody = Block::make(fmas);
+  for (size_t l = lets.size(); l-- > 0;) kbody = LetStmt::make(lets[l].first, lets[l].second, kbody);
+  Stmt kloop = For::make(k, Expr(0), g.K, ForKind::Serial, kbody);
+  for (int i = 0; i < mr; ++i) {
+    for (int v = 0; v < nv; ++v) {
+      fin.push_back(g.epilogue(m0 + Expr(i), n0 + Expr(v * vl), Load::make(vt, acc, acc_at(i, v)), vl));
+    }
+  }
+  std::vector<Stmt> body = init;
+  body.push_back(kloop);
+  body.insert(body.end(), fin.begin(), fin.end());
+  return Allocate::make(acc, Type::f(32), Expr(int64_t(mr * nw)), Block::make(body));
+}
+
+// All tiles of one phase: rows [m_lo, m_lo + mt*mr), columns [n_lo, n_lo + nt*nw).
+Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl) {
+  if (is_const(mt, 0) || is_const(nt, 0)) return Stmt();
+  std::string t = c.fresh("tile");
+  Expr vt = Var::make(Type::index(), t);
+  Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
+  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, m0, n0, mr, nv, vl));
+}
+
+}  // namespace
+
+Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
+  int nr = tl.nv * tl.vl;
+  Expr mt = g.M / Expr(tl.mr), m_tail = g.M - mt * Expr(tl.mr);
+  Expr nt = g.N / Expr(nr);
+  Expr n1 = nt * Expr(nr);
+  Expr nt1 = (g.N - n1) / Expr(tl.vl);
+  Expr n2 = n1 + nt1 * Expr(tl.vl);
+  Expr nt2 = g.N - n2;
+  // (row phase) x (column phase): full tiles, then one-vector columns, then scalar columns.
+  struct Cols {
+    Expr lo, count;
+    int nv, vl;
+  };
+  std::vector<Cols> cols = {{Expr(0), nt, tl.nv, tl.vl}, {n1, nt1, 1, tl.vl}, {n2, nt2, 1, 1}};
+  std::vector<Stmt> phases;
+  for (const Cols &cp : cols) {
+    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl);
+    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl);
+    if (main.defined()) phases.push_back(main);
+    if (tail.defined()) phases.push_back(tail);
+  }
+  internal_assert(!phases.empty() || is_const(g.M, 0) || is_const(g.N, 0)) << "empty GEMM schedule";
+  return Block::make(phases);
+}
+
+Activation Activation::of(const Node &n) {
+  Activation a;
+  a.kind = n.attr_s("activation", "");
+  std::vector<double> p = n.has_attr("activation_params") ? n.attr_floats("activation_params") : std::vector<double>{};
+  if (p.size() > 0) a.alpha = static_cast<float>(p[0]);
+  if (p.size() > 1) a.beta = static_cast<float>(p[1]);
+  user_assert(a.kind.empty() || a.kind == "Relu" || a.kind == "LeakyRelu" || a.kind == "Clip" ||
+              a.kind == "HardSigmoid" || a.kind == "HardSwish")
+      << n.describe() << ": unknown fused activation '" << a.kind << "'";
+  return a;
+}
+
+Expr Activation::apply(Expr v) const {
+  Type t = v.type();
+  auto k = [&](double x) { return v.type().is_vector() ? Broadcast::make(make_const(t.element(), x), t.lanes)
+                                                       : make_const(t, x); };
+  if (kind == "Relu") return max(v, k(0));
+  if (kind == "LeakyRelu") return select(v < k(0), v * k(alpha), v);
+  if (kind == "Clip") return min(max(v, k(alpha)), k(beta));
+  if (kind == "HardSigmoid") return min(max(v * k(alpha) + k(beta), k(0)), k(1));
+  if (kind == "HardSwish") return v * min(max(v * k(1.0 / 6) + k(0.5), k(0)), k(1));
+  return v;
+}
+
+}  // namespace kiln

@@ -1,0 +1,47 @@
+// The register-blocked GEMM schedule shared by Conv, MatMul and Gemm at -O1 and above:
+//   C(m, n) = sum_k A(m, k) * B(k, n)
+// computed in tiles of `mr` rows x `nv` vectors of `vl` f32 lanes. A tile's accumulators
+// live in registers for the whole k loop (an outer product per k: `mr` broadcasts of A,
+// `nv` vector loads of B, mr*nv FMAs); the finished tile goes through the caller's
+// epilogue (bias, residual, activation, the store). Row and column remainders run as
+// narrower tiles, so any M, N, K work without padding.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "lower/lower.h"
+
+namespace kiln {
+
+struct GemmSpec {
+  // A(m, k) = a[a_base + m * a_sm + k * a_sk]
+  std::string a;
+  Expr a_base, a_sm, a_sk;
+  // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n.
+  std::string b;
+  Expr b_base, b_sk;
+  Expr M, N, K;
+  // Finishes C(m, n .. n + lanes - 1) whose accumulated sum is `v` (f32 x lanes, or a
+  // scalar when lanes == 1).
+  std::function<Stmt(Expr m, Expr n, Expr v, int lanes)> epilogue;
+};
+
+// Tile shape for a target: mr x (nv * vl).
+struct GemmTile {
+  int mr, nv, vl;
+};
+GemmTile gemm_tile_for(const LowerOptions &o);
+
+// The tiled GEMM: every tile of the main phase in one parallel loop (row tiles fastest,
+// so consecutive iterations on a thread reuse one column panel of B from cache).
+Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
+
+// Activation applied in a fused epilogue; works on scalars and vectors.
+struct Activation {
+  std::string kind;  // "", Relu, LeakyRelu, Clip, HardSigmoid, HardSwish
+  float alpha = 0, beta = 0;  // LeakyRelu alpha; Clip min/max; HardSigmoid alpha/beta
+  static Activation of(const Node &n);  // reads the `activation` attributes of a fused node
+  Expr apply(Expr v) const;
+};
+
+}  // namespace kiln
