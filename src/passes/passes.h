@@ -30,4 +30,16 @@ void fold_constants(Graph &g, const NodeEvaluator &eval, size_t max_bytes = size
 // Removes nodes whose outputs are unused (and unused initializers).
 void eliminate_dead_code(Graph &g);
 
+// ---- -O1 -------------------------------------------------------------------------------
+
+// Folds an inference BatchNormalization with constant parameters into the Conv that
+// feeds it (scaled weights, new bias), when the Conv's output has no other use.
+void fold_batchnorm(Graph &g);
+
+// Conv/MatMul/Gemm with a constant weight, followed by per-channel bias adds, one
+// residual Add and one activation (Relu, LeakyRelu, Clip, HardSigmoid, HardSwish),
+// becomes one FusedConv / FusedMatMul node; Gemm's transposed constant B is transposed
+// at compile time. Only f32.
+void fuse_epilogues(Graph &g);
+
 }  // namespace kiln

@@ -1,0 +1,214 @@
+// Conv / MatMul / Gemm with a constant weight absorb the elementwise nodes that follow
+// them into one FusedConv / FusedMatMul:
+//   act(op(x, w) + bias + z)
+// bias: Adds of per-channel (Conv) or per-column (MatMul) constants, summed at compile
+// time; z: one Add of a tensor of the output's shape (a residual); act: one activation.
+// Each absorbed node must be the sole reader of the value before it. The fused node takes
+// the place of the last node it absorbed, so every input (z included) is computed first.
+#include <algorithm>
+#include <cfloat>
+
+#include "passes/passes.h"
+#include "passes/rewrite.h"
+
+namespace kiln {
+
+namespace {
+
+bool same_shape(const Value *a, const Value *b) {
+  if (!a->has_shape || !b->has_shape || a->shape.size() != b->shape.size()) return false;
+  for (size_t i = 0; i < a->shape.size(); ++i) {
+    if (!a->shape[i].same_as(b->shape[i])) return false;
+  }
+  return true;
+}
+
+// Per-channel values of a constant `c` added to an output of shape `out` along `axis`
+// (all other dims of c broadcast, i.e. 1); empty when c is not of that form.
+std::vector<float> channel_values(const Value *c, const Value *out, int axis) {
+  const Tensor *t = f32_constant(c);
+  if (!t || !out->has_shape) return {};
+  int r = static_cast<int>(out->shape.size());
+  const auto &s = t->shape();
+  if (static_cast<int>(s.size()) > r || !out->shape[axis].is_const()) return {};
+  int64_t C = out->shape[axis].value();
+  int off = r - static_cast<int>(s.size());
+  for (int i = 0; i < static_cast<int>(s.size()); ++i) {
+    int a = i + off;
+    if (a == axis) {
+      if (s[i] != C && s[i] != 1) return {};
+    } else if (s[i] != 1) {
+      return {};
+    }
+  }
+  std::vector<float> v(C);
+  for (int64_t i = 0; i < C; ++i) v[i] = t->numel() == 1 ? t->as<float>()[0] : t->as<float>()[i];
+  return v;
+}
+
+// The activation of node n as (kind, params), or empty kind when n is not one.
+bool activation_of(const Node &n, std::string &kind, std::vector<double> &params) {
+  switch (n.kind) {
+    case OpKind::Relu: kind = "Relu"; params = {}; return true;
+    case OpKind::LeakyRelu: kind = "LeakyRelu"; params = {n.attr_f("alpha", 0.01)}; return true;
+    case OpKind::HardSigmoid: kind = "HardSigmoid"; params = {n.attr_f("alpha", 0.2), n.attr_f("beta", 0.5)}; return true;
+    case OpKind::HardSwish: kind = "HardSwish"; params = {}; return true;
+    case OpKind::Clip: {
+      double lo = -FLT_MAX, hi = FLT_MAX;
+      if (n.opset < 11) {
+        lo = n.attr_f("min", lo);
+        hi = n.attr_f("max", hi);
+      } else {
+        for (int i : {1, 2}) {
+          if (!n.input(i)) continue;
+          const Tensor *t = f32_constant(n.input(i));
+          if (!t || t->numel() != 1) return false;
+          (i == 1 ? lo : hi) = t->as<float>()[0];
+        }
+      }
+      kind = "Clip";
+      params = {lo, hi};
+      return true;
+    }
+    default: return false;
+  }
+}
+
+class Fuser {
+ public:
+  explicit Fuser(Graph &g) : g_(g), uses_(use_counts(g)) {}
+
+  void run() {
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      Node *n = g_.nodes[i].get();
+      if (n && start(*n)) grow(i);
+    }
+    std::erase_if(g_.nodes, [](const std::unique_ptr<Node> &n) { return n == nullptr; });
+  }
+
+ private:
+  // Turns Conv / MatMul / Gemm into its fused form; false when it does not qualify.
+  bool start(Node &n) {
+    Value *y = n.output(0);
+    if (!y || y->dtype != DType::F32) return false;
+    if (n.kind == OpKind::Conv) {
+      if (!f32_constant(n.input(1)) || (n.input(2) && !f32_constant(n.input(2)))) return false;
+      n.kind = OpKind::FusedConv;
+      n.op_type = "FusedConv";
+      n.inputs.resize(4, nullptr);
+      axis_ = 1;
+      return true;
+    }
+    if (n.kind == OpKind::MatMul) {
+      const Tensor *b = f32_constant(n.input(1));
+      if (!b || b->rank() != 2 || !n.input(0)->has_shape || n.input(0)->shape.size() < 2) return false;
+      n.kind = OpKind::FusedMatMul;
+      n.op_type = "FusedMatMul";
+      n.inputs.resize(4, nullptr);
+      axis_ = static_cast<int>(y->shape.size()) - 1;
+      return true;
+    }
+    if (n.kind == OpKind::Gemm) return start_gemm(n);
+    return false;
+  }
+
+  // Gemm(A, B, C) with constant B (and C broadcastable to one row): B' = alpha * op(B),
+  // bias = beta * C.
+  bool start_gemm(Node &n) {
+    const Tensor *b = f32_constant(n.input(1));
+    if (!b || b->rank() != 2 || n.attr_i("transA", 0) != 0) return false;
+    Value *y = n.output(0);
+    if (!y->has_shape || y->shape.size() != 2 || !y->shape[1].is_const()) return false;
+    int64_t N = y->shape[1].value();
+    std::vector<float> bias;
+    if (n.input(2)) {
+      bias = channel_values(n.input(2), y, 1);
+      if (bias.empty()) return false;
+    }
+    bool tb = n.attr_i("transB", 0) != 0;
+    int64_t K = tb ? b->shape()[1] : b->shape()[0];
+    float alpha = static_cast<float>(n.attr_f("alpha", 1.0)), beta = static_cast<float>(n.attr_f("beta", 1.0));
+    Tensor bt(DType::F32, {K, N});
+    for (int64_t k = 0; k < K; ++k) {
+      for (int64_t j = 0; j < N; ++j) bt.as<float>()[k * N + j] = alpha * b->as<float>()[tb ? j * K + k : k * N + j];
+    }
+    n.kind = OpKind::FusedMatMul;
+    n.op_type = "FusedMatMul";
+    n.attrs.clear();
+    n.inputs = {n.input(0), add_constant(g_, n.input(1)->name + "_packed", std::move(bt)), nullptr, nullptr};
+    axis_ = 1;
+    if (!bias.empty()) {
+      for (float &v : bias) v *= beta;
+      set_bias(n, bias);
+    }
+    return true;
+  }
+
+  void set_bias(Node &n, std::vector<float> add) {
+    const Tensor *old = n.input(2) ? f32_constant(n.input(2)) : nullptr;
+    Tensor t(DType::F32, {static_cast<int64_t>(add.size())});
+    for (size_t i = 0; i < add.size(); ++i) t.as<float>()[i] = add[i] + (old ? old->as<float>()[i] : 0.0f);
+    n.inputs[2] = add_constant(g_, n.output(0)->name + "_bias", std::move(t));
+  }
+
+  // Absorbs followers of the fused node at index i while they qualify.
+  void grow(size_t i) {
+    Node *n = g_.nodes[i].get();
+    size_t at = i;
+    bool has_act = false;
+    while (!has_act) {
+      Value *y = n->output(0);
+      Node *c = sole_consumer(g_, uses_, y);
+      if (!c) break;
+      std::string kind;
+      std::vector<double> params;
+      if (c->kind == OpKind::Add && c->output(0) && same_shape(c->output(0), y)) {
+        Value *other = c->input(0) == y ? c->input(1) : c->input(0);
+        if (other == y) break;
+        std::vector<float> bias = channel_values(other, y, axis_);
+        if (!bias.empty() && (!n->input(2) || f32_constant(n->input(2)))) {
+          set_bias(*n, bias);
+        } else if (!n->input(3) && !other->constant && other->dtype == DType::F32 && same_shape(other, y)) {
+          n->inputs[3] = other;
+        } else {
+          break;
+        }
+      } else if (activation_of(*c, kind, params) && c->input(0) == y) {
+        n->attrs["activation"].kind = Attribute::Kind::String;
+        n->attrs["activation"].s = kind;
+        if (!params.empty()) {
+          n->attrs["activation_params"].kind = Attribute::Kind::Floats;
+          n->attrs["activation_params"].floats = params;
+        }
+        has_act = true;
+      } else {
+        break;
+      }
+      // n takes over c's output and c's place in the order.
+      Value *out = c->output(0);
+      n->outputs[0] = out;
+      out->producer = n;
+      size_t ci = index_of(c, at);
+      std::swap(g_.nodes[at], g_.nodes[ci]);
+      g_.nodes[at].reset();  // c, now at n's old place
+      at = ci;
+    }
+  }
+
+  size_t index_of(const Node *c, size_t from) const {
+    for (size_t k = from; k < g_.nodes.size(); ++k) {
+      if (g_.nodes[k].get() == c) return k;
+    }
+    return from;
+  }
+
+  Graph &g_;
+  std::map<const Value *, int> uses_;
+  int axis_ = 1;
+};
+
+}  // namespace
+
+void fuse_epilogues(Graph &g) { Fuser(g).run(); }
+
+}  // namespace kiln

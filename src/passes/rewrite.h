@@ -1,0 +1,22 @@
+// Small helpers shared by the rewriting passes (fusion, folding).
+#pragma once
+#include <map>
+#include <string>
+
+#include "graph/graph.h"
+
+namespace kiln {
+
+// How many times each value is read: node inputs (subgraphs included) and graph outputs.
+std::map<const Value *, int> use_counts(const Graph &g);
+
+// The only node of `g` reading `v`, or null when v has other uses (or is a graph output).
+Node *sole_consumer(const Graph &g, const std::map<const Value *, int> &uses, const Value *v);
+
+// A new initializer holding `t`.
+Value *add_constant(Graph &g, const std::string &name, Tensor t);
+
+// The f32 contents of a constant value (null when not a constant f32 tensor).
+const Tensor *f32_constant(const Value *v);
+
+}  // namespace kiln
