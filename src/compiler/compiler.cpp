@@ -86,6 +86,14 @@ std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inpu
   return runner_->run(ordered, nullptr);
 }
 
+void CompiledModel::set_profiling(bool on) const { runner_->set_profiling(on); }
+
+std::vector<std::pair<const Node *, double>> CompiledModel::profile_ms() const {
+  std::vector<std::pair<const Node *, double>> out;
+  for (auto &t : runner_->profile()) out.emplace_back(t.node, t.ms);
+  return out;
+}
+
 std::vector<std::string> CompiledModel::kernel_ir() const {
   std::vector<std::string> out;
   runner_->collect_ir(out);

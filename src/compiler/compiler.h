@@ -42,6 +42,9 @@ class CompiledModel {
   // Runs with named inputs; checks names, dtypes and shapes (user_error on mismatch).
   // Returns the graph outputs in order.
   std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
+  // Per-node timing of the top-level graph (kiln bench --profile).
+  void set_profiling(bool on) const;
+  std::vector<std::pair<const Node *, double>> profile_ms() const;  // total ms per node
   // The Loop IR of every kernel (for inspect --ir).
   std::vector<std::string> kernel_ir() const;
 

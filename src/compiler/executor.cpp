@@ -1,5 +1,6 @@
 #include "compiler/executor.h"
 
+#include <chrono>
 #include <functional>
 
 #include "codegen/jit.h"
@@ -25,6 +26,8 @@ struct GraphRunner::Step {
   mutable std::map<std::string, std::pair<KernelFn, std::vector<std::pair<int, int>>>> cache;
   std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
   std::vector<const Value *> frees;  // values whose last use is this step
+  mutable double ms = 0;             // profiling totals
+  mutable int64_t calls = 0;
 };
 
 const Tensor *Env::find(const Value *v) const {
@@ -179,6 +182,12 @@ GraphRunner &GraphRunner::subgraph(const Node &n, const std::string &attr) const
   return *static_cast<GraphRunner *>(nullptr);
 }
 
+std::vector<GraphRunner::NodeTime> GraphRunner::profile() const {
+  std::vector<NodeTime> out;
+  for (auto &s : steps_) out.push_back({s->node, s->ms, s->calls});
+  return out;
+}
+
 size_t GraphRunner::specialized_count() const {
   size_t n = 0;
   for (auto &s : steps_) {
@@ -232,7 +241,14 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
   for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = inputs[i];
   for (const Value *v : g_.initializers) env.vals[v] = *v->constant;
   for (auto &s : steps_) {
-    run_step(*s, env);
+    if (profiling_) {
+      auto t0 = std::chrono::steady_clock::now();
+      run_step(*s, env);
+      s->ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      ++s->calls;
+    } else {
+      run_step(*s, env);
+    }
     for (const Value *v : s->frees) env.vals.erase(v);
   }
   std::vector<Tensor> outs;

@@ -47,6 +47,15 @@ class GraphRunner {
   // The Loop IR of every kernel, for `kiln inspect --ir`.
   void collect_ir(std::vector<std::string> &out) const;
 
+  // Per-node wall time of this graph's steps (not subgraphs'), while enabled.
+  struct NodeTime {
+    const Node *node;
+    double ms;
+    int64_t calls;
+  };
+  void set_profiling(bool on) const { profiling_ = on; }
+  std::vector<NodeTime> profile() const;
+
   struct Step;
 
  private:
@@ -59,6 +68,7 @@ class GraphRunner {
   Jit &jit_;
   std::mutex &jit_mutex_;
   LowerOptions opts_;
+  mutable bool profiling_ = false;
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
 };

@@ -30,9 +30,11 @@ const char *kHelp =
     "  --threads N           worker threads (default: all cores)\n"
     "  --warmup N            untimed runs first (default 3)\n"
     "  --iterations N        timed runs (default 20)\n"
-    "  -O0 .. -O3            optimization level (default -O3; today every level runs the\n"
-    "                        -O0 schedules)\n"
-    "  --json                one line: {\"model\", \"median_ms\", \"min_ms\", \"p90_ms\", ...}\n"
+    "  -O0 .. -O3            optimization level (default -O3; -O0 is the naive reference)\n"
+    "  --target T            native (default), x86-64-v3 (AVX2) or x86-64-v4 (AVX-512)\n"
+    "  --profile             after timing, the time per node and per op kind (top 25)\n"
+    "  --json                one line: {\"model\", \"median_ms\", \"min_ms\", \"p90_ms\",\n"
+    "                        \"samples_ms\", ...}\n"
     "  --help                this text\n";
 
 int positive_int(const std::string &text, const std::string &opt, int def, int lo) {
@@ -57,11 +59,41 @@ Tensor random_input(const Value &v, std::mt19937_64 &rng) {
   return t;
 }
 
+// Runs `iterations` more times with per-node timing; prints the slowest nodes and the
+// time per op kind.
+void print_profile(const CompiledModel &cm, const std::map<std::string, Tensor> &inputs, int iterations) {
+  cm.set_profiling(true);
+  for (int i = 0; i < iterations; ++i) cm.run(inputs);
+  cm.set_profiling(false);
+  auto prof = cm.profile_ms();
+  double total = 0;
+  std::map<std::string, std::pair<double, int>> by_op;
+  for (auto &[n, t] : prof) {
+    total += t;
+    auto &e = by_op[op_name(n->kind)];
+    e.first += t;
+    e.second += 1;
+  }
+  std::sort(prof.begin(), prof.end(), [](auto &x, auto &y) { return x.second > y.second; });
+  std::printf("\nprofile: %.3f ms per run over %zu nodes\n  %-10s %6s  %s\n", total / iterations, prof.size(), "ms/run",
+              "share", "node");
+  for (size_t i = 0; i < prof.size() && i < 25; ++i) {
+    std::printf("  %-10.3f %5.1f%%  %s\n", prof[i].second / iterations, 100 * prof[i].second / total,
+                prof[i].first->describe().c_str());
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> ops(by_op.begin(), by_op.end());
+  std::sort(ops.begin(), ops.end(), [](auto &x, auto &y) { return x.second.first > y.second.first; });
+  std::printf("\n  %-10s %6s  %-20s %s\n", "ms/run", "share", "op", "nodes");
+  for (auto &[op, e] : ops) {
+    std::printf("  %-10.3f %5.1f%%  %-20s %d\n", e.first / iterations, 100 * e.first / total, op.c_str(), e.second);
+  }
+}
+
 }  // namespace
 
 int cmd_bench(int argc, char **argv) {
-  Args a = parse_args(argc, argv, 2, {"--shape", "--input", "--threads", "--warmup", "--iterations"},
-                      {"--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
+  Args a = parse_args(argc, argv, 2, {"--shape", "--input", "--threads", "--warmup", "--iterations", "--target"},
+                      {"--json", "--profile", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
     return 0;
@@ -72,6 +104,7 @@ int cmd_bench(int argc, char **argv) {
   for (int l = 0; l <= 3; ++l) {
     if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
   }
+  if (!a.get("--target").empty()) opts.target = a.get("--target");
   for (auto &s : a.all("--shape")) {
     auto [name, dims] = split_pair(s, "--shape");
     opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
@@ -100,18 +133,20 @@ int cmd_bench(int argc, char **argv) {
     cm->run(inputs);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r0).count());
   }
+  std::vector<double> samples = ms;
   std::sort(ms.begin(), ms.end());
   double median = ms.size() % 2 ? ms[ms.size() / 2] : (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]) / 2;
   double p90 = ms[std::min(ms.size() - 1, static_cast<size_t>(0.9 * static_cast<double>(ms.size())))];
   if (a.flag("--json")) {
     nlohmann::json j = {{"model", a.positional[0]}, {"median_ms", median}, {"min_ms", ms.front()}, {"p90_ms", p90},
                         {"iterations", iterations}, {"threads", num_threads()}, {"compile_s", compile_s},
-                        {"opt_level", opts.opt_level}};
+                        {"opt_level", opts.opt_level}, {"target", opts.target}, {"samples_ms", samples}};
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",
                 a.positional[0].c_str(), compile_s, median, ms.front(), p90, iterations, num_threads());
   }
+  if (a.flag("--profile")) print_profile(*cm, inputs, iterations);
   return 0;
 }
 
