@@ -12,7 +12,7 @@ PKGS=(
   llvm-16-dev libzstd-dev zlib1g-dev libxml2-dev libedit-dev libffi-dev libncurses-dev
   libonnx-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev nlohmann-json3-dev
-  python3 python3-numpy python3-onnx python3-torch python3-torchvision
+  python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-matplotlib
   imagemagick fonts-dejavu-core
 )
 

@@ -86,6 +86,8 @@ std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inpu
   return runner_->run(ordered, nullptr);
 }
 
+std::optional<MemoryPlan> CompiledModel::static_memory_plan() const { return runner_->static_memory_plan(); }
+
 void CompiledModel::set_profiling(bool on) const { runner_->set_profiling(on); }
 
 std::vector<std::pair<const Node *, double>> CompiledModel::profile_ms() const {

@@ -3,10 +3,12 @@
 //   node to a Loop IR kernel -> one LLVM module -> ORC JIT -> GraphRunner
 #pragma once
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "compiler/memory_plan.h"
 #include "graph/graph.h"
 
 namespace kiln {
@@ -42,6 +44,8 @@ class CompiledModel {
   // Runs with named inputs; checks names, dtypes and shapes (user_error on mismatch).
   // Returns the graph outputs in order.
   std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
+  // The static memory plan (arena vs. all intermediates) when shapes are static.
+  std::optional<MemoryPlan> static_memory_plan() const;
   // Per-node timing of the top-level graph (kiln bench --profile).
   void set_profiling(bool on) const;
   std::vector<std::pair<const Node *, double>> profile_ms() const;  // total ms per node

@@ -1,6 +1,8 @@
 #include "compiler/executor.h"
 
 #include <chrono>
+#include <cstring>
+#include <cstdlib>
 #include <functional>
 
 #include "codegen/jit.h"
@@ -28,6 +30,28 @@ struct GraphRunner::Step {
   std::vector<const Value *> frees;  // values whose last use is this step
   mutable double ms = 0;             // profiling totals
   mutable int64_t calls = 0;
+};
+
+// A memory plan for one input-shape signature: slot (step, output) -> arena offset.
+struct GraphRunner::Plan {
+  MemoryPlan plan;
+  std::map<std::pair<int, size_t>, size_t> slot;  // -> buffer index in plan
+  std::vector<size_t> bytes;                      // planned size per buffer
+  std::vector<std::unique_ptr<uint8_t, void (*)(void *)>> free_arenas;
+};
+
+// Per-run allocation state of a top-level run: the arena in use, or a recording of
+// buffer lifetimes from which the plan for this signature is made.
+struct GraphRunner::RunState {
+  Plan *plan = nullptr;
+  uint8_t *arena = nullptr;
+  std::unique_ptr<uint8_t, void (*)(void *)> owned{nullptr, std::free};
+  bool record = false;
+  std::vector<BufferLife> lives;
+  std::vector<std::pair<int, size_t>> slots;
+  bool in_arena(const void *p) const {
+    return arena && p >= arena && p < arena + plan->plan.arena_bytes;
+  }
 };
 
 const Tensor *Env::find(const Value *v) const {
@@ -107,6 +131,8 @@ GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const 
     for (const Value *v : uses) last_use_[v] = i;
     steps_.push_back(std::move(s));
   }
+  for (size_t i = 0; i < steps_.size(); ++i) step_index_[steps_[i].get()] = static_cast<int>(i);
+  graph_outputs_.insert(g.outputs.begin(), g.outputs.end());
   std::set<const Value *> keep(g.outputs.begin(), g.outputs.end());
   for (auto &[v, i] : last_use_) {
     if (!keep.count(v) && !v->constant) steps_[i]->frees.push_back(v);
@@ -169,6 +195,51 @@ void GraphRunner::bind(const std::map<std::string, KernelFn> &fns) {
       s->fn = it->second;
     }
   }
+  // With static shapes the memory plan is known now.
+  std::string signature;
+  for (const Value *v : g_.inputs) {
+    if (!v->has_shape || !shape_is_const(v->shape)) return;
+    signature += std::string(dtype_name(v->dtype)) + shape_str(shape_values(v->shape)) + ";";
+  }
+  auto slots = planned_slots();
+  if (!slots) return;
+  auto plan = std::make_unique<Plan>();
+  std::vector<BufferLife> lives;
+  for (size_t i = 0; i < slots->size(); ++i) {
+    const auto &[step, out, life] = (*slots)[i];
+    plan->slot[{step, out}] = i;
+    plan->bytes.push_back(life.bytes);
+    lives.push_back(life);
+  }
+  plan->plan = plan_memory(lives);
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  plans_.emplace(signature, std::move(plan));
+}
+
+std::optional<std::vector<std::tuple<int, size_t, BufferLife>>> GraphRunner::planned_slots() const {
+  std::vector<std::tuple<int, size_t, BufferLife>> slots;
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const Step &s = *steps_[i];
+    if (s.path != ExecPath::Codegen || uses_strings(*s.node)) continue;
+    for (size_t o = 0; o < s.node->outputs.size(); ++o) {
+      const Value *v = s.node->outputs[o];
+      if (!v || graph_outputs_.count(v) || v->dtype == DType::Undefined) continue;
+      if (!v->has_shape || !shape_is_const(v->shape)) return std::nullopt;
+      auto lu = last_use_.find(v);
+      size_t bytes = static_cast<size_t>(shape_numel(shape_values(v->shape))) * dtype_size(v->dtype);
+      int last = lu == last_use_.end() ? static_cast<int>(i) : static_cast<int>(lu->second);
+      slots.emplace_back(static_cast<int>(i), o, BufferLife{bytes, static_cast<int>(i), last});
+    }
+  }
+  return slots;
+}
+
+std::optional<MemoryPlan> GraphRunner::static_memory_plan() const {
+  auto slots = planned_slots();
+  if (!slots) return std::nullopt;
+  std::vector<BufferLife> lives;
+  for (auto &t : *slots) lives.push_back(std::get<2>(t));
+  return plan_memory(lives);
 }
 
 GraphRunner &GraphRunner::subgraph(const Node &n, const std::string &attr) const {
@@ -240,14 +311,38 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
                                                       << " inputs, got " << inputs.size();
   for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = inputs[i];
   for (const Value *v : g_.initializers) env.vals[v] = *v->constant;
+  // Top-level runs place intermediates in an arena planned for this input signature.
+  RunState state;
+  RunState *rs = nullptr;
+  std::string signature;
+  if (!outer) {
+    rs = &state;
+    for (const Tensor &t : inputs) signature += std::string(dtype_name(t.dtype())) + shape_str(t.shape()) + ";";
+    std::lock_guard<std::mutex> lock(plans_mutex_);
+    auto it = plans_.find(signature);
+    if (it == plans_.end()) {
+      state.record = true;
+    } else {
+      state.plan = it->second.get();
+      if (!state.plan->free_arenas.empty()) {
+        state.owned = std::move(state.plan->free_arenas.back());
+        state.plan->free_arenas.pop_back();
+      } else {
+        state.owned.reset(static_cast<uint8_t *>(std::aligned_alloc(64, std::max<size_t>(64, state.plan->plan.arena_bytes))));
+        user_assert(state.owned != nullptr) << "out of memory allocating a " << state.plan->plan.arena_bytes << "-byte arena";
+      }
+      state.arena = state.owned.get();
+      if (std::getenv("KILN_POISON_ARENA")) std::memset(state.arena, 0xff, state.plan->plan.arena_bytes);
+    }
+  }
   for (auto &s : steps_) {
     if (profiling_) {
       auto t0 = std::chrono::steady_clock::now();
-      run_step(*s, env);
+      run_step(*s, env, rs);
       s->ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       ++s->calls;
     } else {
-      run_step(*s, env);
+      run_step(*s, env, rs);
     }
     for (const Value *v : s->frees) env.vals.erase(v);
   }
@@ -256,15 +351,60 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
     const Tensor *t = env.find(v);
     if (!t && v->constant) t = &*v->constant;
     internal_assert(t) << "graph output '" << v->name << "' was not computed";
-    outs.push_back(*t);
+    outs.push_back(rs && rs->in_arena(t->data()) ? t->clone() : *t);
+  }
+  env.vals.clear();
+  if (rs && state.record) {
+    auto plan = std::make_unique<Plan>();
+    plan->plan = plan_memory(state.lives);
+    for (size_t i = 0; i < state.slots.size(); ++i) {
+      plan->slot[state.slots[i]] = i;
+      plan->bytes.push_back(state.lives[i].bytes);
+    }
+    std::lock_guard<std::mutex> lock(plans_mutex_);
+    plans_.emplace(signature, std::move(plan));
+  } else if (rs && state.plan) {
+    std::lock_guard<std::mutex> lock(plans_mutex_);
+    state.plan->free_arenas.push_back(std::move(state.owned));
   }
   return outs;
 }
 
-void GraphRunner::run_step(const Step &s, Env &env) const {
+std::vector<MemoryPlan> GraphRunner::memory_plans() const {
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  std::vector<MemoryPlan> out;
+  for (auto &[sig, p] : plans_) out.push_back(p->plan);
+  return out;
+}
+
+Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const {
+  const Value *v = s.node->outputs[out];
+  if (!rs || graph_outputs_.count(v) || dtype == DType::String) return Tensor(dtype, std::move(shape));
+  int step = step_index_.at(&s);
+  size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (rs->record) {
+    auto lu = last_use_.find(v);
+    rs->lives.push_back({bytes, step, lu == last_use_.end() ? step : static_cast<int>(lu->second)});
+    rs->slots.emplace_back(step, out);
+  } else if (rs->arena) {
+    auto it = rs->plan->slot.find({step, out});
+    if (it != rs->plan->slot.end() && bytes <= rs->plan->bytes[it->second]) {
+      return Tensor::borrow(dtype, std::move(shape), rs->arena + rs->plan->plan.offsets[it->second]);
+    }
+  }
+  return Tensor(dtype, std::move(shape));
+}
+
+void GraphRunner::run_step(const Step &s, Env &env, RunState *rs) const {
   const Node &n = *s.node;
   if (s.path == ExecPath::Control) {
     run_control(s, env);
+    // Outputs passed through from arena-placed values are copied: the arena slot may be
+    // reused once its value dies.
+    for (Value *o : n.outputs) {
+      auto it = o ? env.vals.find(o) : env.vals.end();
+      if (rs && it != env.vals.end() && rs->in_arena(it->second.data())) it->second = it->second.clone();
+    }
     return;
   }
   std::vector<const Tensor *> ins;
@@ -288,11 +428,14 @@ void GraphRunner::run_step(const Step &s, Env &env) const {
     RuntimeKernelContext c{n, ins, std::vector<Tensor>(n.outputs.size())};
     (string_fn ? string_fn : run_fn_of(n.kind))(c);
     outs = std::move(c.out);
+    for (Tensor &t : outs) {
+      if (rs && t.defined() && rs->in_arena(t.data())) t = t.clone();  // an alias of an arena input
+    }
   } else {
     std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
     for (size_t i = 0; i < outs.size(); ++i) {
       if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
-        outs[i] = Tensor(shapes[i].dtype, shape_values(shapes[i].shape));
+        outs[i] = alloc_output(rs, s, i, shapes[i].dtype, shape_values(shapes[i].shape));
       }
     }
     run_kernel(s, ins, outs);

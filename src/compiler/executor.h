@@ -5,12 +5,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <tuple>
 #include <vector>
 
 #include "compiler/kernel_builder.h"
+#include "compiler/memory_plan.h"
 #include "graph/shape_fn.h"
 #include "graph/graph.h"
 
@@ -56,10 +59,22 @@ class GraphRunner {
   void set_profiling(bool on) const { profiling_ = on; }
   std::vector<NodeTime> profile() const;
 
+  // The memory plan from compile-time shapes, when every planned intermediate's shape is
+  // static (registered for the static input signature, so even the first run uses it).
+  std::optional<MemoryPlan> static_memory_plan() const;
+  // The memory plans made so far (one per input-shape signature of top-level runs).
+  std::vector<MemoryPlan> memory_plans() const;
+
   struct Step;
 
  private:
-  void run_step(const Step &s, Env &env) const;
+  struct Plan;
+  struct RunState;
+  // (step, output, lifetime) of every intermediate placed in the arena, from the
+  // compile-time shapes; nullopt when one of them is not static.
+  std::optional<std::vector<std::tuple<int, size_t, BufferLife>>> planned_slots() const;
+  void run_step(const Step &s, Env &env, RunState *rs) const;
+  Tensor alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const;
   void run_kernel(const Step &s, const std::vector<const Tensor *> &ins, std::vector<Tensor> &outs) const;
   KernelFn specialize(const Step &s, const std::vector<const Tensor *> &ins, const std::vector<Tensor> &outs) const;
   void run_control(const Step &s, Env &env) const;
@@ -69,6 +84,12 @@ class GraphRunner {
   std::mutex &jit_mutex_;
   LowerOptions opts_;
   mutable bool profiling_ = false;
+  // Memory plans by input-shape signature; each keeps a pool of arenas so concurrent runs
+  // each get their own.
+  mutable std::mutex plans_mutex_;
+  mutable std::map<std::string, std::unique_ptr<Plan>> plans_;
+  std::unordered_map<const Step *, int> step_index_;
+  std::set<const Value *> graph_outputs_;
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
 };

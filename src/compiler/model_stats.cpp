@@ -22,6 +22,7 @@ struct Eval {
     auto v = d.eval(env);
     return v ? static_cast<double>(*v) : 0.0;
   }
+  double bytes(const Value *v) { return v && v->dtype != DType::String ? numel(v) * dtype_size(v->dtype) : 0; }
   double numel(const Value *v) {
     if (!v || !v->has_shape) return 0;
     double n = 1;
@@ -34,14 +35,16 @@ double node_flops(const Node &n, Eval &e) {
   const Value *y = n.output(0);
   double out = e.numel(y);
   switch (n.kind) {
-    case OpKind::Conv: {
+    case OpKind::Conv:
+    case OpKind::FusedConv: {
       const Value *w = n.input(1);
       if (!w || !w->has_shape) return 0;
       double k = 1;
       for (size_t i = 1; i < w->shape.size(); ++i) k *= e.dim(w->shape[i]);
       return 2 * out * k;
     }
-    case OpKind::MatMul: {
+    case OpKind::MatMul:
+    case OpKind::FusedMatMul: {
       const Value *a = n.input(0);
       if (!a || !a->has_shape || a->shape.empty()) return 0;
       return 2 * out * e.dim(a->shape.back());
@@ -52,6 +55,28 @@ double node_flops(const Node &n, Eval &e) {
       return 2 * out * e.dim(a->shape[n.attr_i("transA", 0) ? 0 : 1]);
     }
     default: return out;
+  }
+}
+
+void traffic(const Graph &g, Eval &e, ModelStats &s) {
+  for (auto &n : g.nodes) {
+    double b = 0;
+    for (const Value *v : n->inputs) b += e.bytes(v);
+    for (const Value *v : n->outputs) b += e.bytes(v);
+    double unfused = b;
+    if (n->has_attr("fused_ops")) {
+      auto ops = n->attrs.at("fused_ops").strings;
+      FusedGroup fg;
+      fg.node = n->describe();
+      for (size_t i = 0; i < ops.size(); ++i) fg.ops += (i ? "+" : "") + ops[i];
+      fg.flops = node_flops(*n, e);
+      fg.bytes = b;
+      unfused += 2 * e.bytes(n->output(0)) * static_cast<double>(ops.size() - 1);
+      fg.bytes_unfused = unfused;
+      s.groups.push_back(fg);
+    }
+    s.bytes_moved += b;
+    s.bytes_moved_unfused += unfused;
   }
 }
 
@@ -80,6 +105,7 @@ ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &s
   Eval e{symbols};
   std::map<std::string, OpCount> hist;
   count(g, e, s, hist);
+  traffic(g, e, s);
   for (auto &[k, v] : hist) s.ops.push_back(v);
   std::stable_sort(s.ops.begin(), s.ops.end(), [](auto &a, auto &b) { return a.count > b.count; });
   s.flops_symbolic = e.symbolic;

@@ -2,7 +2,7 @@
 // epilogue y = act(conv(x, w) + bias + z):
 //  - GEMM: y[g, m, n] = sum_k W[g, m, k] * col[k, n] with the register-blocked tiles of
 //    gemm.h; col is the im2col matrix of the input (k = (ic, ky, kx), n = output pixel),
-//    or the input itself for 1x1 stride-1 unpadded convs;
+//    never materialized whole: each work item packs the panel of columns it computes;
 //  - depthwise (one input and one output channel per group): each output row computed in
 //    vectors along the row from a zero-padded copy of the channel's input plane.
 #include "lower/conv_schedule.h"
@@ -13,12 +13,6 @@
 namespace kiln {
 
 namespace {
-
-Expr prod(const std::vector<Expr> &v, size_t from = 0) {
-  Expr p = Expr(1);
-  for (size_t i = from; i < v.size(); ++i) p = p * v[i];
-  return p;
-}
 
 // The fused epilogue for output element (batch n, channel m, flat pixel p .. p+lanes-1).
 Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, Expr v, int lanes) {
@@ -31,52 +25,53 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   return Store::make(y.buf, v, idx);
 }
 
-// col[k, n] for one image and one group: k = (ic, ky, kx, ...), n = output pixel.
-Stmt im2col(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const std::string &col, Expr x_base,
-            const std::vector<Expr> &in_sp, const std::vector<Expr> &out_sp, Expr cin_g) {
-  int sp = static_cast<int>(in_sp.size());
-  int64_t taps = 1;
-  for (int64_t k : a.kernel) taps *= k;
-  Expr N = prod(out_sp), HWin = prod(in_sp);
+// Geometry of a 2-D convolution (1-D convs are viewed as H = 1).
+struct Geom {
+  Expr H, W, OH, OW;
+  int64_t kh, kw, sh, sw, dh, dw;
+  Expr ph, pw;
+};
+
+// panel[k * nw + j] = im2col(k, n0 + j) of one image and group: k = (ic, ky, kx), column
+// n = output pixel (oh, ow). The panel's columns cover a few output rows; each row piece
+// is a zero / copy / zero run along ow, so the copy is a plain strided loop.
+Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std::string &panel, Expr n0, int nw,
+                     Expr x_base, Expr K) {
+  const std::string &x = c.in[0].buf;
   Type f = Type::f(32);
-  std::string kn = c.fresh("k");
-  Expr vk = Var::make(Type::index(), kn);
-  Expr ic = vk / Expr(taps);
-  std::vector<Expr> r(sp);
-  Expr rest = vk % Expr(taps);
-  for (int d = sp - 1; d >= 0; --d) {
-    r[d] = rest % Expr(a.kernel[d]);
-    rest = rest / Expr(a.kernel[d]);
+  Expr N = gm.OH * gm.OW, HW = gm.H * gm.W;
+  Expr n_valid = min(Expr(nw), N - n0);
+  std::string kn = c.fresh("k"), j = c.fresh("j");
+  Expr vk = Var::make(Type::index(), kn), vj = Var::make(Type::index(), j);
+  Stmt pad_cols = For::make(j, n_valid, Expr(nw) - n_valid, ForKind::Serial,
+                            Store::make(panel, make_zero(f), vk * Expr(nw) + vj));
+  Stmt fill;
+  if (pointwise) {
+    fill = For::make(j, Expr(0), n_valid, ForKind::Serial,
+                     Store::make(panel, Load::make(f, x, x_base + vk * HW + n0 + vj), vk * Expr(nw) + vj));
+  } else {
+    int64_t taps = gm.kh * gm.kw;
+    Expr ic = vk / Expr(taps), r = vk % Expr(taps);
+    Expr ky = r / Expr(gm.kw), kx = r % Expr(gm.kw);
+    std::string sg = c.fresh("seg"), ow = c.fresh("ow");
+    Expr vs = Var::make(Type::index(), sg), vow = Var::make(Type::index(), ow);
+    Expr row = n0 / gm.OW + vs;
+    Expr lo = max(n0, row * gm.OW), hi = min(min(n0 + Expr(nw), (row + Expr(1)) * gm.OW), N);
+    Expr ow_a = lo - row * gm.OW, ow_b = max(ow_a, hi - row * gm.OW);
+    Expr ih = row * Expr(gm.sh) + ky * Expr(gm.dh) - gm.ph;
+    Expr off = kx * Expr(gm.dw) - gm.pw, s = Expr(gm.sw);
+    Expr v_lo = min(ow_b, max(ow_a, (Expr(0) - off + s - Expr(1)) / s));
+    Expr v_hi = min(ow_b, max(v_lo, (gm.W - off + s - Expr(1)) / s));
+    Expr dst = vk * Expr(nw) + row * gm.OW + vow - n0;
+    Expr src = x_base + ic * HW + ih * gm.W + vow * s + off;
+    auto zeros = [&](Expr a, Expr b) { return For::make(ow, a, b - a, ForKind::Serial, Store::make(panel, make_zero(f), dst)); };
+    Stmt copy = For::make(ow, v_lo, v_hi - v_lo, ForKind::Serial, Store::make(panel, Load::make(f, x, src), dst));
+    Expr row_ok = ih >= Expr(0) && ih < gm.H;
+    Stmt piece = IfThenElse::make(row_ok, Block::make({zeros(ow_a, v_lo), copy, zeros(v_hi, ow_b)}), zeros(ow_a, ow_b));
+    Expr segs = (Expr(nw) + gm.OW - Expr(1)) / gm.OW + Expr(1);
+    fill = For::make(sg, Expr(0), segs, ForKind::Serial, piece);
   }
-  // Outer spatial dims: rows; a row whose input row is padding is zero.
-  std::vector<Expr> outer(out_sp.begin(), out_sp.end() - 1);
-  Stmt rows = loop_nest(c, outer, [&](const std::vector<Expr> &o) {
-    Expr inside = make_const(Type::boolean(), 1);
-    Expr in_off = x_base + ic * HWin, out_off = vk * N;
-    Expr in_stride = HWin, out_stride = N;
-    for (int d = 0; d + 1 < sp; ++d) {
-      Expr p = o[d] * Expr(a.strides[d]) + r[d] * Expr(a.dilations[d]) - pad[d];
-      inside = inside && p >= Expr(0) && p < in_sp[d];
-      in_stride = in_stride / in_sp[d];
-      out_stride = out_stride / out_sp[d];
-      in_off = in_off + p * in_stride;
-      out_off = out_off + o[d] * out_stride;
-    }
-    int L = sp - 1;
-    Expr s = Expr(a.strides[L]), off = r[L] * Expr(a.dilations[L]) - pad[L], W = in_sp[L], OW = out_sp[L];
-    Expr lo = min(OW, max(Expr(0), (Expr(0) - off + s - Expr(1)) / s));
-    Expr hi = max(lo, min(OW, (W - off + s - Expr(1)) / s));
-    std::string j = c.fresh("ow");
-    Expr vj = Var::make(Type::index(), j);
-    Stmt zl = For::make(j, Expr(0), lo, ForKind::Serial, Store::make(col, make_zero(f), out_off + vj));
-    Stmt cp = For::make(j, lo, hi - lo, ForKind::Serial,
-                        Store::make(col, Load::make(f, c.in[0].buf, in_off + vj * s + off), out_off + vj));
-    Stmt zh = For::make(j, hi, OW - hi, ForKind::Serial, Store::make(col, make_zero(f), out_off + vj));
-    Stmt zero_row = For::make(j, Expr(0), OW, ForKind::Serial, Store::make(col, make_zero(f), out_off + vj));
-    if (is_const(inside, 1)) return Block::make({zl, cp, zh});
-    return IfThenElse::make(inside, Block::make({zl, cp, zh}), zero_row);
-  });
-  return For::make(kn, Expr(0), cin_g * Expr(taps), ForKind::Parallel, rows);
+  return For::make(kn, Expr(0), K, ForKind::Serial, Block::make({fill, pad_cols}));
 }
 
 Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e) {
@@ -126,7 +121,7 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
 bool conv_schedulable(const LowerContext &c) {
   const Operand &x = c.in[0], &y = c.out[0];
   return c.opts.opt_level >= 1 && x.dtype == DType::F32 && c.in[1].dtype == DType::F32 &&
-         y.dtype == DType::F32 && x.rank() >= 3;
+         y.dtype == DType::F32 && (x.rank() == 3 || x.rank() == 4);
 }
 
 Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e) {
@@ -134,29 +129,30 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   int sp = x.rank() - 2;
   Expr cin_g = w.shape[1], M = y.shape[1], Mg = M / Expr(a.group);
   if (sp == 2 && is_const(cin_g, 1) && is_const(Mg, 1)) return depthwise(c, a, pad, e);
-  std::vector<Expr> in_sp(x.shape.begin() + 2, x.shape.end()), out_sp(y.shape.begin() + 2, y.shape.end());
-  Expr N = prod(out_sp), HWin = prod(in_sp);
-  int64_t taps = 1;
-  bool pointwise = true;
-  for (int d = 0; d < sp; ++d) {
-    taps *= a.kernel[d];
-    bool pad0 = is_const(pad[d], 0) && (a.pads.empty() || a.pads[sp + d] == 0) && a.auto_pad != "SAME_UPPER" &&
-                a.auto_pad != "SAME_LOWER";
-    pointwise = pointwise && a.kernel[d] == 1 && a.strides[d] == 1 && pad0;
-  }
-  Expr K = cin_g * Expr(taps);
-  GemmTile tile = gemm_tile_for(c.opts);
+  Geom gm;
+  bool two = sp == 2;
+  gm.H = two ? x.shape[2] : Expr(1);
+  gm.W = x.shape[sp + 1];
+  gm.OH = two ? y.shape[2] : Expr(1);
+  gm.OW = y.shape[sp + 1];
+  gm.kh = two ? a.kernel[0] : 1;
+  gm.kw = a.kernel[sp - 1];
+  gm.sh = two ? a.strides[0] : 1;
+  gm.sw = a.strides[sp - 1];
+  gm.dh = two ? a.dilations[0] : 1;
+  gm.dw = a.dilations[sp - 1];
+  gm.ph = two ? pad[0] : Expr(0);
+  gm.pw = pad[sp - 1];
+  bool pointwise = gm.kh == 1 && gm.kw == 1 && gm.sh == 1 && gm.sw == 1 && is_const(gm.ph, 0) && is_const(gm.pw, 0);
+  Expr K = cin_g * Expr(gm.kh * gm.kw), N = gm.OH * gm.OW, HW = gm.H * gm.W;
   std::string bn = c.fresh("n"), gn = c.fresh("g");
   Expr vb = Var::make(Type::index(), bn), vg = Var::make(Type::index(), gn);
-  std::string col = pointwise ? x.buf : c.fresh("col");
+  Expr x_base = (vb * x.shape[1] + vg * cin_g) * HW;
   GemmSpec g;
   g.a = w.buf;
   g.a_base = vg * Mg * K;
   g.a_sm = K;
   g.a_sk = Expr(1);
-  g.b = col;
-  g.b_base = pointwise ? (vb * x.shape[1] + vg * cin_g) * HWin : Expr(0);
-  g.b_sk = N;
   g.M = Mg;
   g.N = N;
   g.K = K;
@@ -164,15 +160,11 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     Expr mc = vg * Mg + m;
     return conv_epilogue(e, y, (vb * M + mc) * N + n, mc, v, lanes);
   };
-  Stmt gemm = gemm_tiles(c, g, tile);
-  Stmt per_group = gemm;
-  if (!pointwise) {
-    Expr x_base = (vb * x.shape[1] + vg * cin_g) * HWin;
-    per_group = Allocate::make(col, Type::f(32), K * N,
-                               Block::make({im2col(c, a, pad, col, x_base, in_sp, out_sp, cin_g), gemm}));
-  }
+  Stmt gemm = gemm_packed_tiles(c, g, gemm_tile_for(c.opts), [&](const std::string &panel, Expr n0, int nw) {
+    return pack_conv_panel(c, gm, pointwise, panel, n0, nw, x_base, K);
+  });
   return For::make(bn, Expr(0), y.shape[0], ForKind::Serial,
-                   For::make(gn, Expr(0), Expr(a.group), ForKind::Serial, per_group));
+                   For::make(gn, Expr(0), Expr(a.group), ForKind::Serial, gemm));
 }
 
 }  // namespace kiln

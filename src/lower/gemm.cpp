@@ -1,6 +1,8 @@
 // Register-blocked GEMM tiles in the Loop IR (see gemm.h).
 #include "lower/gemm.h"
 
+#include <algorithm>
+
 #include "support/error.h"
 
 namespace kiln {
@@ -19,13 +21,21 @@ Expr f32_vec(Expr v, int lanes) { return lanes == 1 ? v : Broadcast::make(v, lan
 
 Expr vec_index(Expr base, int lanes) { return lanes == 1 ? base : Ramp::make(base, Expr(1), lanes); }
 
-// One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1.
-Stmt tile(LowerContext &c, const GemmSpec &g, Expr m0, Expr n0, int mr, int nv, int vl) {
+// Where a tile reads B: B(k, j) = buf[base + k * sk + col0 + j] for tile column j.
+struct BSource {
+  std::string buf;
+  Expr base, sk, col0;
+};
+
+// One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1 of C. When `n_valid` is
+// defined, only the first n_valid columns are finished (the rest is padding of B).
+Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n0, int mr, int nv, int vl,
+          Expr n_valid = Expr()) {
   Type vt = Type::f(32, vl);
   int nw = nv * vl;
   std::string acc = c.fresh("acc");
   auto acc_at = [&](int i, int v) { return vec_index(Expr(int64_t(i * nw + v * vl)), vl); };
-  std::vector<Stmt> init, fin;
+  std::vector<Stmt> init;
   for (int i = 0; i < mr; ++i) {
     for (int v = 0; v < nv; ++v) init.push_back(Store::make(acc, f32_vec(make_zero(Type::f(32)), vl), acc_at(i, v)));
   }
@@ -36,7 +46,7 @@ Stmt tile(LowerContext &c, const GemmSpec &g, Expr m0, Expr n0, int mr, int nv, 
   std::vector<Expr> bv, av;
   for (int v = 0; v < nv; ++v) {
     std::string n = c.fresh("b");
-    lets.emplace_back(n, Load::make(vt, g.b, vec_index(g.b_base + vk * g.b_sk + n0 + Expr(v * vl), vl)));
+    lets.emplace_back(n, Load::make(vt, bs.buf, vec_index(bs.base + vk * bs.sk + bs.col0 + Expr(v * vl), vl)));
     bv.push_back(Var::make(vt, n));
   }
   for (int i = 0; i < mr; ++i) {
@@ -54,14 +64,32 @@ Stmt tile(LowerContext &c, const GemmSpec &g, Expr m0, Expr n0, int mr, int nv, 
   Stmt kbody = Block::make(fmas);
   for (size_t l = lets.size(); l-- > 0;) kbody = LetStmt::make(lets[l].first, lets[l].second, kbody);
   Stmt kloop = For::make(k, Expr(0), g.K, ForKind::Serial, kbody);
+  std::vector<Stmt> fin;
   for (int i = 0; i < mr; ++i) {
     for (int v = 0; v < nv; ++v) {
       fin.push_back(g.epilogue(m0 + Expr(i), n0 + Expr(v * vl), Load::make(vt, acc, acc_at(i, v)), vl));
     }
   }
+  Stmt finish = Block::make(fin);
+  if (n_valid.defined()) {
+    // A partial tile: the accumulators go to a second scratch (so `acc` is only indexed
+    // by constants and stays in registers), then the valid columns finish one by one.
+    std::string spill = c.fresh("spill"), j = c.fresh("j");
+    Expr vj = Var::make(Type::index(), j);
+    std::vector<Stmt> part;
+    for (int i = 0; i < mr; ++i) {
+      for (int v = 0; v < nv; ++v) part.push_back(Store::make(spill, Load::make(vt, acc, acc_at(i, v)), acc_at(i, v)));
+    }
+    for (int i = 0; i < mr; ++i) {
+      Expr lane = Load::make(Type::f(32), spill, Expr(int64_t(i * nw)) + vj);
+      part.push_back(For::make(j, Expr(0), n_valid, ForKind::Serial, g.epilogue(m0 + Expr(i), n0 + vj, lane, 1)));
+    }
+    Stmt partial = Allocate::make(spill, Type::f(32), Expr(int64_t(mr * nw)), Block::make(part));
+    finish = IfThenElse::make(n_valid >= Expr(nw), finish, partial);
+  }
   std::vector<Stmt> body = init;
   body.push_back(kloop);
-  body.insert(body.end(), fin.begin(), fin.end());
+  body.push_back(finish);
   return Allocate::make(acc, Type::f(32), Expr(int64_t(mr * nw)), Block::make(body));
 }
 
@@ -71,7 +99,8 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
   std::string t = c.fresh("tile");
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
-  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, m0, n0, mr, nv, vl));
+  BSource bs{g.b, g.b_base, g.b_sk, n0};
+  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, bs, m0, n0, mr, nv, vl));
 }
 
 }  // namespace
@@ -99,6 +128,32 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
   }
   internal_assert(!phases.empty() || is_const(g.M, 0) || is_const(g.N, 0)) << "empty GEMM schedule";
   return Block::make(phases);
+}
+
+Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, const PackPanel &pack) {
+  int nw = tl.nv * tl.vl;
+  Expr panels = (g.N + Expr(nw - 1)) / Expr(nw);
+  Expr mt = g.M / Expr(tl.mr);
+  // Enough parallel work items for the threads: split the rows when there are few panels.
+  int64_t chunks = 1;
+  if (auto *np = panels.as<IntImm>(); np && mt.as<IntImm>()) {
+    int64_t want = (8 + np->value - 1) / np->value;
+    chunks = std::max<int64_t>(1, std::min<int64_t>(want, mt.as<IntImm>()->value));
+  }
+  std::string t = c.fresh("work"), panel = c.fresh("panel"), mi = c.fresh("mi"), ri = c.fresh("r");
+  Expr vt = Var::make(Type::index(), t), vmi = Var::make(Type::index(), mi), vri = Var::make(Type::index(), ri);
+  Expr p = vt / Expr(chunks), ch = vt % Expr(chunks);
+  Expr n0 = p * Expr(nw);
+  Expr n_valid = min(Expr(nw), g.N - n0);
+  BSource bs{panel, Expr(0), Expr(nw), Expr(0)};
+  Expr m_lo = ch * mt / Expr(chunks), m_hi = (ch + Expr(1)) * mt / Expr(chunks);
+  Stmt rows = For::make(mi, m_lo, m_hi - m_lo, ForKind::Serial,
+                        tile(c, g, bs, vmi * Expr(tl.mr), n0, tl.mr, tl.nv, tl.vl, n_valid));
+  Stmt tail = For::make(ri, mt * Expr(tl.mr), g.M - mt * Expr(tl.mr), ForKind::Serial,
+                        tile(c, g, bs, vri, n0, 1, tl.nv, tl.vl, n_valid));
+  if (chunks > 1) tail = IfThenElse::make(ch == Expr(chunks - 1), tail);
+  Stmt body = Allocate::make(panel, Type::f(32), g.K * Expr(nw), Block::make({pack(panel, n0, nw), rows, tail}));
+  return For::make(t, Expr(0), panels * Expr(chunks), ForKind::Parallel, body);
 }
 
 Activation Activation::of(const Node &n) {

@@ -36,6 +36,12 @@ GemmTile gemm_tile_for(const LowerOptions &o);
 // so consecutive iterations on a thread reuse one column panel of B from cache).
 Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
 
+// The same GEMM with B packed per panel of nv*vl columns: each parallel work item fills
+// a K x nw panel (columns beyond N zero) with `pack(panel, n0, nw)` -- for a conv, the
+// panel's slice of the im2col matrix -- and runs its row tiles on it from cache.
+using PackPanel = std::function<Stmt(const std::string &panel, Expr n0, int nw)>;
+Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, const PackPanel &pack);
+
 // Activation applied in a fused epilogue; works on scalars and vectors.
 struct Activation {
   std::string kind;  // "", Relu, LeakyRelu, Clip, HardSigmoid, HardSwish

@@ -1,5 +1,6 @@
 // Conv -> BatchNormalization (inference, constant parameters) becomes one Conv:
 //   s = scale / sqrt(var + eps);  W'[oc] = W[oc] * s[oc];  b' = (b - mean) * s + beta.
+#include <algorithm>
 #include <cmath>
 
 #include "passes/passes.h"
@@ -33,6 +34,7 @@ void fold_batchnorm(Graph &g) {
       double b = cb ? cb->as<float>()[c] : 0.0;
       nb.as<float>()[c] = static_cast<float>((b - mean->as<float>()[c]) * s + beta->as<float>()[c]);
     }
+    note_fused(*conv, "BatchNormalization");
     conv->inputs.resize(3);
     conv->inputs[1] = add_constant(g, conv->input(1)->name + "_bn", std::move(nw));
     conv->inputs[2] = add_constant(g, bn->output(0)->name + "_bias", std::move(nb));

@@ -93,6 +93,7 @@ class Fuser {
     if (!y || y->dtype != DType::F32) return false;
     if (n.kind == OpKind::Conv) {
       if (!f32_constant(n.input(1)) || (n.input(2) && !f32_constant(n.input(2)))) return false;
+      begin_fused(n);
       n.kind = OpKind::FusedConv;
       n.op_type = "FusedConv";
       n.inputs.resize(4, nullptr);
@@ -102,6 +103,7 @@ class Fuser {
     if (n.kind == OpKind::MatMul) {
       const Tensor *b = f32_constant(n.input(1));
       if (!b || b->rank() != 2 || !n.input(0)->has_shape || n.input(0)->shape.size() < 2) return false;
+      begin_fused(n);
       n.kind = OpKind::FusedMatMul;
       n.op_type = "FusedMatMul";
       n.inputs.resize(4, nullptr);
@@ -133,8 +135,10 @@ class Fuser {
       for (int64_t j = 0; j < N; ++j) bt.as<float>()[k * N + j] = alpha * b->as<float>()[tb ? j * K + k : k * N + j];
     }
     n.kind = OpKind::FusedMatMul;
-    n.op_type = "FusedMatMul";
     n.attrs.clear();
+    n.op_type = "Gemm";
+    begin_fused(n);
+    n.op_type = "FusedMatMul";
     n.inputs = {n.input(0), add_constant(g_, n.input(1)->name + "_packed", std::move(bt)), nullptr, nullptr};
     axis_ = 1;
     if (!bias.empty()) {
@@ -184,6 +188,7 @@ class Fuser {
       } else {
         break;
       }
+      note_fused(*n, c->op_type);
       // n takes over c's output and c's place in the order.
       Value *out = c->output(0);
       n->outputs[0] = out;

@@ -42,4 +42,13 @@ void fold_batchnorm(Graph &g);
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
 
+// ---- -O1: pattern fusion (passes/fuse_patterns.cpp) -------------------------------------
+
+// Rewrites PyTorch's decomposed LayerNorm over the last axis (ReduceMean, Sub, Pow,
+// ReduceMean, Add eps, Sqrt, Div, then optional constant scale Mul and bias Add) to one
+// LayerNormalization, and the decomposed exact GELU (x * 0.5 * (1 + Erf(x / sqrt 2)), in
+// the orders torch exports) to one Gelu. Only f32; only where no intermediate value is
+// read outside the pattern. Post: the replaced nodes are gone (no DCE needed).
+void fuse_normalizations(Graph &g);
+
 }  // namespace kiln

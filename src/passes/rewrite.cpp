@@ -48,4 +48,16 @@ const Tensor *f32_constant(const Value *v) {
   return &*v->constant;
 }
 
+void begin_fused(Node &n) {
+  Attribute &a = n.attrs["fused_ops"];
+  if (a.kind == Attribute::Kind::Strings) return;
+  a.kind = Attribute::Kind::Strings;
+  a.strings = {n.op_type};
+}
+
+void note_fused(Node &n, const std::string &absorbed_op) {
+  begin_fused(n);
+  n.attrs["fused_ops"].strings.push_back(absorbed_op);
+}
+
 }  // namespace kiln

@@ -19,4 +19,10 @@ Value *add_constant(Graph &g, const std::string &name, Tensor t);
 // The f32 contents of a constant value (null when not a constant f32 tensor).
 const Tensor *f32_constant(const Value *v);
 
+// Records on a fused node the ops it stands for (attribute `fused_ops`, for kiln
+// inspect's traffic report): begin_fused starts the list with the node's own op (if not
+// started), note_fused appends an absorbed op.
+void begin_fused(Node &n);
+void note_fused(Node &n, const std::string &absorbed_op);
+
 }  // namespace kiln

@@ -2,8 +2,9 @@
 // through kiln and compares with the ONNX backend tolerances (rtol 1e-3, atol 1e-7).
 // Each test runs in a forked child so a crash or hang is a failed test, not a dead run.
 //
-//   kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N]
+//   kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N]
 //
+// -O N compiles at opt level N (default 0, the reference schedules).
 // --expect names a checked-in list of tests that must pass (the ratchet): the exit code is
 // non-zero only if one of those fails. Without it, any failure fails the run.
 #include <onnx/onnx_pb.h>
@@ -86,10 +87,14 @@ std::string compare(const Tensor &got, const Tensor &want, const std::string &na
 }
 
 // Runs one test; returns "" on pass or a one-line reason.
-std::string run_test(const fs::path &dir) {
+// Each data set runs twice: the first run plans the memory arena, the second runs in it
+// (poisoned by KILN_POISON_ARENA, so a kernel that relies on zeroed outputs fails).
+std::string run_test(const fs::path &dir, int opt_level) {
   try {
     Model m = load_onnx((dir / "model.onnx").string());
-    auto cm = CompiledModel::compile(std::move(m));
+    CompileOptions opts;
+    opts.opt_level = opt_level;
+    auto cm = CompiledModel::compile(std::move(m), opts);
     for (auto &ds : fs::directory_iterator(dir)) {
       if (!ds.is_directory() || ds.path().filename().string().rfind("test_data_set_", 0) != 0) continue;
       auto in_files = numbered(ds.path(), "input_"), out_files = numbered(ds.path(), "output_");
@@ -106,6 +111,7 @@ std::string run_test(const fs::path &dir) {
         }
         inputs[g.inputs[i]->name] = t;
       }
+      cm->run(inputs);
       std::vector<Tensor> outs = cm->run(inputs);
       if (outs.size() != out_files.size()) return "output count differs";
       for (size_t i = 0; i < outs.size(); ++i) {
@@ -143,18 +149,19 @@ std::string one_line(std::string s) {
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help")) {
-    std::cout << "usage: kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N]\n";
+    std::cout << "usage: kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N]\n";
     return argc < 2 ? 2 : 0;
   }
   fs::path root = argv[1];
   std::string filter, results_path, expect_path;
-  int jobs = 2;
+  int jobs = 2, opt_level = 0;
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string o = argv[i];
     if (o == "--filter") filter = argv[i + 1];
     else if (o == "--results") results_path = argv[i + 1];
     else if (o == "--expect") expect_path = argv[i + 1];
     else if (o == "--jobs") jobs = std::max(1, std::atoi(argv[i + 1]));
+    else if (o == "-O") opt_level = std::atoi(argv[i + 1]);
     else {
       std::cerr << "unknown option " << o << "\n";
       return 2;
@@ -196,7 +203,7 @@ int main(int argc, char **argv) {
       if (pid == 0) {
         close(fds[0]);
         alarm(kTimeoutSeconds);
-        std::string r = one_line(run_test(root / name));
+        std::string r = one_line(run_test(root / name, opt_level));
         if (write(fds[1], r.data(), r.size()) < 0) _exit(3);
         _exit(0);
       }

@@ -24,7 +24,7 @@ const char *kHelp =
     "\n"
     "options:\n"
     "  --shape NAME=DIMS  fix an input's dims for FLOP counting (e.g. x=1x3x224x224)\n"
-    "  -O0 .. -O3         graph pass level to show (default -O0)\n"
+    "  -O0 .. -O3         optimization level to show (default -O3: fusion, memory plan, GEMM tiles)\n"
     "  --ir               print the Graph IR after passes and every kernel's Loop IR\n"
     "  --json             one JSON object on stdout, for programs\n"
     "  --help             this text\n";
@@ -61,6 +61,7 @@ int cmd_inspect(int argc, char **argv) {
   }
   user_assert(a.positional.size() == 1) << "inspect expects one MODEL argument (see kiln inspect --help)";
   CompileOptions opts;
+  opts.opt_level = 3;
   for (int l = 0; l <= 3; ++l) {
     if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
   }
@@ -95,6 +96,16 @@ int cmd_inspect(int argc, char **argv) {
     j["nodes"] = cm->stats().nodes;
     j["kernels"] = cm->stats().kernels;
     for (auto &o : st.ops) j["ops"].push_back({{"op", o.op}, {"count", o.count}, {"path", exec_path_name(o.path)}});
+    j["opt_level"] = opts.opt_level;
+    j["bytes_moved"] = st.bytes_moved;
+    j["bytes_moved_unfused"] = st.bytes_moved_unfused;
+    if (auto mp = cm->static_memory_plan()) {
+      j["memory"] = {{"arena_bytes", mp->arena_bytes}, {"intermediate_bytes", mp->total_bytes}, {"intermediates", mp->offsets.size()}};
+    }
+    for (auto &fg : st.groups) {
+      j["fused_groups"].push_back({{"node", fg.node}, {"ops", fg.ops}, {"flops", fg.flops}, {"bytes", fg.bytes},
+                                   {"bytes_unfused", fg.bytes_unfused}});
+    }
     std::cout << j.dump() << "\n";
     return 0;
   }
@@ -116,6 +127,24 @@ int cmd_inspect(int argc, char **argv) {
   std::cout << "ops:\n";
   for (auto &o : st.ops) {
     std::printf("  %-28s %6zu  %s\n", o.op.c_str(), o.count, exec_path_name(o.path));
+  }
+  const double MiB = 1024.0 * 1024.0;
+  if (auto mp = cm->static_memory_plan()) {
+    std::printf("memory:     arena %.2f MiB (static plan) for %zu intermediates of %.2f MiB in all\n",
+                static_cast<double>(mp->arena_bytes) / MiB, mp->offsets.size(), static_cast<double>(mp->total_bytes) / MiB);
+  } else {
+    std::printf("memory:     planned at the first run of each input shape (symbolic dims; use --shape)\n");
+  }
+  std::printf("traffic:    %.2f MiB read+written per run; %.2f MiB without fusion (%.1f%% less)\n", st.bytes_moved / MiB,
+              st.bytes_moved_unfused / MiB,
+              st.bytes_moved_unfused > 0 ? 100 * (1 - st.bytes_moved / st.bytes_moved_unfused) : 0.0);
+  if (!st.groups.empty()) {
+    std::printf("fused groups (%zu):\n  %-10s %9s %11s %7s  %s\n", st.groups.size(), "MFLOPs", "MiB", "unfused MiB",
+                "saved", "ops / node");
+    for (auto &fg : st.groups) {
+      std::printf("  %-10.1f %9.3f %11.3f %6.1f%%  %s  %s\n", fg.flops / 1e6, fg.bytes / MiB, fg.bytes_unfused / MiB,
+                  100 * (1 - fg.bytes / fg.bytes_unfused), fg.ops.c_str(), fg.node.c_str());
+    }
   }
   if (a.flag("--ir")) {
     std::cout << "\n// ==== Graph IR after -O" << opts.opt_level << " passes ====\n";

@@ -32,7 +32,10 @@ const char *kHelp =
     "  --output-dir DIR        write every output to DIR/<name>.npy\n"
     "  --seed N                seed for random inputs (default 0)\n"
     "  --threads N             worker threads (default: all cores)\n"
-    "  -O0 .. -O3              optimization level (default -O0)\n"
+    "  -O0 .. -O3              optimization level (default -O3; -O0 runs the naive reference\n"
+    "                          schedules every optimization is checked against)\n"
+    "  --target T              native (default), x86-64-v3 (AVX2) or x86-64-v4 (AVX-512)\n"
+    "  --repeat N              run N times (default 1); outputs and timing of the last run\n"
     "  --print-after PASS      print the Graph IR after PASS (or 'all') to stderr\n"
     "  --json                  one JSON object on stdout: outputs and timings\n"
     "  -v, --verbose           progress of each compile step on stderr\n"
@@ -84,7 +87,8 @@ Summary summarize(const Tensor &t) {
 }  // namespace
 
 int cmd_run(int argc, char **argv) {
-  Args a = parse_args(argc, argv, 2, {"--input", "--shape", "--output-dir", "--seed", "--threads", "--print-after"},
+  Args a = parse_args(argc, argv, 2, {"--input", "--shape", "--output-dir", "--seed", "--threads", "--print-after", "--target",
+                                            "--repeat"},
                       {"--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3", "--verbose", "-v"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
@@ -92,6 +96,15 @@ int cmd_run(int argc, char **argv) {
   }
   user_assert(a.positional.size() == 1) << "run expects one MODEL argument (see kiln run --help)";
   CompileOptions opts;
+  opts.opt_level = 3;
+  if (!a.get("--target").empty()) opts.target = a.get("--target");
+  int repeat = 1;
+  if (!a.get("--repeat").empty()) {
+    std::string r = a.get("--repeat");
+    user_assert(r.find_first_not_of("0123456789") == std::string::npos && r.size() < 6 && std::stoi(r) > 0)
+        << "--repeat expects a positive integer, got '" << r << "'";
+    repeat = std::stoi(r);
+  }
   for (int l = 0; l <= 3; ++l) {
     if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
   }
@@ -143,6 +156,7 @@ int cmd_run(int argc, char **argv) {
     inputs[v->name] = random_tensor(v->dtype, dims, rng);
   }
 
+  for (int i = 1; i < repeat; ++i) cm->run(inputs);
   t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> outs = cm->run(inputs);
   double run_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
