@@ -22,6 +22,8 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   Expr idx = lanes == 1 ? yflat : Ramp::make(yflat, Expr(1), lanes);
   if (e.residual) v = v + Load::make(t, e.residual->buf, idx);
   v = e.act.apply(v);
+  if (e.post_scale) v = v * vec(load(*e.post_scale, {m}));
+  if (e.post_shift) v = v + vec(load(*e.post_shift, {m}));
   return Store::make(y.buf, v, idx);
 }
 

@@ -9,11 +9,13 @@
 
 namespace kiln {
 
-// y = act(conv(x, w) + bias[channel] + residual): bias and residual may be null.
+// y = act(conv(x, w) + bias[c] + residual) * post_scale[c] + post_shift[c]; any of the
+// operands may be null.
 struct ConvEpilogue {
   const Operand *bias = nullptr;
   const Operand *residual = nullptr;  // same shape as the output
   Activation act;
+  const Operand *post_scale = nullptr, *post_shift = nullptr;
 };
 
 // Whether conv_schedule applies (opt level >= 1, f32 operands).

@@ -11,17 +11,23 @@ namespace kiln {
 namespace {
 
 // y = act(y + bias[last dim] + z), element by element over the whole output.
-Stmt reference_epilogue(LowerContext &c, const Operand *bias_last, const Operand *bias_channel, const Operand *z,
-                        const Activation &act) {
+// y = act(y + bias + z) * post_scale + post_shift; the per-channel vectors index the
+// channel axis `axis`.
+Stmt reference_epilogue(LowerContext &c, int axis, const Operand *bias, const Operand *z, const Activation &act,
+                        const Operand *post_scale, const Operand *post_shift) {
   const Operand &y = c.out[0];
   return loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
     Expr v = load(y, i);
-    if (bias_last) v = v + load(*bias_last, {i.back()});
-    if (bias_channel) v = v + load(*bias_channel, {i[1]});
+    if (bias) v = v + load(*bias, {i[axis]});
     if (z) v = v + load(*z, i);
-    return store(y, i, act.apply(v));
+    v = act.apply(v);
+    if (post_scale) v = v * load(*post_scale, {i[axis]});
+    if (post_shift) v = v + load(*post_shift, {i[axis]});
+    return store(y, i, v);
   }, ForKind::Parallel);
 }
+
+const Operand *optional_input(LowerContext &c, size_t i) { return c.has(i) ? &c.in[i] : nullptr; }
 
 }  // namespace
 
@@ -33,6 +39,8 @@ Stmt lower_fused_conv(LowerContext &c) {
   if (c.has(2)) e.bias = &c.in[2];
   if (c.has(3)) e.residual = &c.in[3];
   e.act = Activation::of(c.node);
+  e.post_scale = optional_input(c, 4);
+  e.post_shift = optional_input(c, 5);
   if (conv_schedulable(c)) {
     std::vector<Expr> pad(sp);
     for (int d = 0; d < sp; ++d) {
@@ -43,7 +51,7 @@ Stmt lower_fused_conv(LowerContext &c) {
   }
   // Reference: Conv (with its bias) then residual and activation.
   Stmt conv = lower_conv(c);
-  return Block::make({conv, reference_epilogue(c, nullptr, nullptr, e.residual, e.act)});
+  return Block::make({conv, reference_epilogue(c, 1, nullptr, e.residual, e.act, e.post_scale, e.post_shift)});
 }
 
 Stmt lower_fused_matmul(LowerContext &c) {
@@ -51,9 +59,12 @@ Stmt lower_fused_matmul(LowerContext &c) {
   if (c.has(2)) e.bias = &c.in[2];
   if (c.has(3)) e.residual = &c.in[3];
   e.act = Activation::of(c.node);
+  e.post_scale = optional_input(c, 4);
+  e.post_shift = optional_input(c, 5);
   if (matmul_schedulable(c)) return matmul_schedule(c, e);
   Stmt mm = lower_matmul(c);
-  return Block::make({mm, reference_epilogue(c, e.bias, nullptr, e.residual, e.act)});
+  int last = c.out[0].rank() - 1;
+  return Block::make({mm, reference_epilogue(c, last, e.bias, e.residual, e.act, e.post_scale, e.post_shift)});
 }
 
 }  // namespace kiln

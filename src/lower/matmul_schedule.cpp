@@ -46,7 +46,10 @@ Stmt matmul_schedule(LowerContext &c, const MatMulEpilogue &e) {
       Expr nidx = lanes == 1 ? n : Ramp::make(n, Expr(1), lanes);
       if (e.bias) v = v + Load::make(t, e.bias->buf, nidx);
       if (e.residual) v = v + Load::make(t, e.residual->buf, idx);
-      return Store::make(y.buf, e.act.apply(v), idx);
+      v = e.act.apply(v);
+      if (e.post_scale) v = v * Load::make(t, e.post_scale->buf, nidx);
+      if (e.post_shift) v = v + Load::make(t, e.post_shift->buf, nidx);
+      return Store::make(y.buf, v, idx);
     };
     return gemm_tiles(c, g, gemm_tile_for(c.opts));
   };

@@ -155,48 +155,156 @@ class Fuser {
     n.inputs[2] = add_constant(g_, n.output(0)->name + "_bias", std::move(t));
   }
 
-  // Absorbs followers of the fused node at index i while they qualify.
+  // Multiplies the weights (and bias) of n by per-channel `scale`: op(x, w) * s.
+  void scale_weights(Node &n, const std::vector<float> &scale) {
+    const Tensor *w = f32_constant(n.input(1));
+    Tensor nw = w->clone();
+    int64_t C = static_cast<int64_t>(scale.size());
+    if (n.kind == OpKind::FusedConv) {
+      int64_t per = nw.numel() / C;
+      for (int64_t i = 0; i < nw.numel(); ++i) nw.as<float>()[i] *= scale[i / per];
+    } else {
+      for (int64_t i = 0; i < nw.numel(); ++i) nw.as<float>()[i] *= scale[i % C];
+    }
+    n.inputs[1] = add_constant(g_, n.input(1)->name + "_scaled", std::move(nw));
+    if (const Tensor *b = n.input(2) ? f32_constant(n.input(2)) : nullptr) {
+      Tensor nb = b->clone();
+      for (int64_t i = 0; i < C; ++i) nb.as<float>()[i] *= scale[i];
+      n.inputs[2] = add_constant(g_, n.output(0)->name + "_bias", std::move(nb));
+    }
+  }
+
+  // Post-activation affine: y = y * s + t per channel (inputs 4 and 5).
+  void post_affine(Node &n, const std::vector<float> &s, const std::vector<float> &t) {
+    int64_t C = static_cast<int64_t>(s.empty() ? t.size() : s.size());
+    const Tensor *os = n.input(4) ? f32_constant(n.input(4)) : nullptr, *ot = n.input(5) ? f32_constant(n.input(5)) : nullptr;
+    Tensor ns(DType::F32, {C}), nt(DType::F32, {C});
+    for (int64_t i = 0; i < C; ++i) {
+      float a = os ? os->as<float>()[i] : 1.0f, b = ot ? ot->as<float>()[i] : 0.0f;
+      float m = s.empty() ? 1.0f : s[i], d = t.empty() ? 0.0f : t[i];
+      ns.as<float>()[i] = a * m;      // (y*a + b)*m + d = y*(a*m) + (b*m + d)
+      nt.as<float>()[i] = b * m + d;
+    }
+    n.inputs.resize(6, nullptr);
+    n.inputs[4] = add_constant(g_, n.output(0)->name + "_post_scale", std::move(ns));
+    n.inputs[5] = add_constant(g_, n.output(0)->name + "_post_shift", std::move(nt));
+  }
+
+  void set_activation(Node &n, const std::string &kind, const std::vector<double> &params) {
+    n.attrs["activation"].kind = Attribute::Kind::String;
+    n.attrs["activation"].s = kind;
+    if (!params.empty()) {
+      n.attrs["activation_params"].kind = Attribute::Kind::Floats;
+      n.attrs["activation_params"].floats = params;
+    }
+  }
+
+  // The other operand of binary node c whose one operand is y (null if both are y).
+  static Value *other_operand(const Node &c, const Value *y) {
+    Value *o = c.input(0) == y ? c.input(1) : c.input(0);
+    return o == y ? nullptr : o;
+  }
+
+  static bool is_scalar_const(const Value *v, float want) {
+    const Tensor *t = f32_constant(v);
+    return t && t->numel() == 1 && t->as<float>()[0] == want;
+  }
+
+  // x * clip(x + 3, 0, 6) / 6 (or * 1/6), the decomposed HardSwish some exporters write,
+  // on y: returns its nodes (last one produces the result), or empty.
+  std::vector<Node *> match_hardswish(const Value *y) {
+    std::vector<Node *> users;
+    for (auto &n : g_.nodes) {
+      if (!n) continue;
+      for (Value *v : n->inputs) {
+        if (v == y) {
+          users.push_back(n.get());
+          break;
+        }
+      }
+    }
+    if (users.size() != 2 || uses_[y] != 2) return {};
+    Node *add = users[0]->kind == OpKind::Add ? users[0] : users[1];
+    Node *mul = add == users[0] ? users[1] : users[0];
+    if (add->kind != OpKind::Add || mul->kind != OpKind::Mul || !is_scalar_const(other_operand(*add, y), 3.0f)) return {};
+    Node *clip = sole_consumer(g_, uses_, add->output(0));
+    std::string kind;
+    std::vector<double> p;
+    if (!clip || !activation_of(*clip, kind, p) || kind != "Clip" || p[0] != 0.0 || p[1] != 6.0) return {};
+    if (other_operand(*mul, y) != clip->output(0) || sole_consumer(g_, uses_, clip->output(0)) != mul) return {};
+    Node *div = sole_consumer(g_, uses_, mul->output(0));
+    if (!div || div->input(0) != mul->output(0)) return {};
+    bool sixth = (div->kind == OpKind::Div && is_scalar_const(div->input(1), 6.0f)) ||
+                 (div->kind == OpKind::Mul && is_scalar_const(div->input(1), 1.0f / 6.0f));
+    if (!sixth || !same_shape(div->output(0), y)) return {};
+    return {add, clip, mul, div};
+  }
+
+  // Absorbs followers of the fused node at index i while they qualify:
+  //   before the activation: Add constant (bias), Add tensor (residual), Mul constant
+  //   (scales the weights; not after a residual), then the activation;
+  //   after it: Mul / Add constants (per-channel affine, inputs 4 and 5).
   void grow(size_t i) {
     Node *n = g_.nodes[i].get();
     size_t at = i;
     bool has_act = false;
-    while (!has_act) {
+    for (;;) {
       Value *y = n->output(0);
-      Node *c = sole_consumer(g_, uses_, y);
-      if (!c) break;
-      std::string kind;
-      std::vector<double> params;
-      if (c->kind == OpKind::Add && c->output(0) && same_shape(c->output(0), y)) {
-        Value *other = c->input(0) == y ? c->input(1) : c->input(0);
-        if (other == y) break;
-        std::vector<float> bias = channel_values(other, y, axis_);
-        if (!bias.empty() && (!n->input(2) || f32_constant(n->input(2)))) {
-          set_bias(*n, bias);
-        } else if (!n->input(3) && !other->constant && other->dtype == DType::F32 && same_shape(other, y)) {
+      std::vector<Node *> absorbed;
+      if (!has_act) {
+        absorbed = match_hardswish(y);
+        if (!absorbed.empty()) {
+          set_activation(*n, "HardSwish", {});
+          has_act = true;
+        }
+      }
+      Node *c = absorbed.empty() ? sole_consumer(g_, uses_, y) : nullptr;
+      if (absorbed.empty()) {
+        if (!c || !c->output(0) || !same_shape(c->output(0), y)) break;
+        std::string kind;
+        std::vector<double> params;
+        Value *other = (c->kind == OpKind::Add || c->kind == OpKind::Mul) ? other_operand(*c, y) : nullptr;
+        std::vector<float> per_channel = other ? channel_values(other, y, axis_) : std::vector<float>{};
+        if (c->kind == OpKind::Add && other && !per_channel.empty()) {
+          if (has_act) {
+            post_affine(*n, {}, per_channel);
+          } else if (!n->input(2) || f32_constant(n->input(2))) {
+            set_bias(*n, per_channel);
+          } else {
+            break;
+          }
+        } else if (c->kind == OpKind::Mul && other && !per_channel.empty()) {
+          if (has_act) {
+            post_affine(*n, per_channel, {});
+          } else if (!n->input(3) && (!n->input(2) || f32_constant(n->input(2)))) {
+            scale_weights(*n, per_channel);
+          } else {
+            break;
+          }
+        } else if (!has_act && c->kind == OpKind::Add && other && !n->input(3) && !other->constant &&
+                   other->dtype == DType::F32 && same_shape(other, y)) {
           n->inputs[3] = other;
+        } else if (!has_act && activation_of(*c, kind, params) && c->input(0) == y) {
+          set_activation(*n, kind, params);
+          has_act = true;
         } else {
           break;
         }
-      } else if (activation_of(*c, kind, params) && c->input(0) == y) {
-        n->attrs["activation"].kind = Attribute::Kind::String;
-        n->attrs["activation"].s = kind;
-        if (!params.empty()) {
-          n->attrs["activation_params"].kind = Attribute::Kind::Floats;
-          n->attrs["activation_params"].floats = params;
-        }
-        has_act = true;
-      } else {
-        break;
+        absorbed = {c};
       }
-      note_fused(*n, c->op_type);
-      // n takes over c's output and c's place in the order.
-      Value *out = c->output(0);
+      // n takes over the last absorbed node's output and place in the order.
+      size_t last = at;
+      for (Node *a : absorbed) {
+        note_fused(*n, a->op_type);
+        size_t ai = index_of(a, at);
+        last = std::max(last, ai);
+      }
+      Value *out = absorbed.back()->output(0);
+      for (Node *a : absorbed) g_.nodes[index_of(a, at)].reset();
+      std::swap(g_.nodes[at], g_.nodes[last]);
       n->outputs[0] = out;
       out->producer = n;
-      size_t ci = index_of(c, at);
-      std::swap(g_.nodes[at], g_.nodes[ci]);
-      g_.nodes[at].reset();  // c, now at n's old place
-      at = ci;
+      at = last;
     }
   }
 
