@@ -27,6 +27,23 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   return Store::make(y.buf, v, idx);
 }
 
+// panel[dst + i] = x[src + i * stride] for i < len: whole vectors, then single elements
+// (a contiguous source loads vectors; a strided one gathers them).
+Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, Expr dst, Expr src, Expr len,
+              int64_t stride) {
+  int vl = c.opts.vector_lanes_f32();
+  Type f = Type::f(32), vt = Type::f(32, vl);
+  std::string v = c.fresh("v"), t = c.fresh("t");
+  Expr vv = Var::make(Type::index(), v), vtail = Var::make(Type::index(), t);
+  Expr nvec = len / Expr(vl);
+  Expr vsrc = src + vv * Expr(vl * stride), vdst = dst + vv * Expr(vl);
+  Stmt vec = For::make(v, Expr(0), nvec, ForKind::Serial,
+                       Store::make(panel, Load::make(vt, x, Ramp::make(vsrc, Expr(stride), vl)), Ramp::make(vdst, Expr(1), vl)));
+  Stmt tail = For::make(t, nvec * Expr(vl), len - nvec * Expr(vl), ForKind::Serial,
+                        Store::make(panel, Load::make(f, x, src + vtail * Expr(stride)), dst + vtail));
+  return Block::make({vec, tail});
+}
+
 // Geometry of a 2-D convolution (1-D convs are viewed as H = 1).
 struct Geom {
   Expr H, W, OH, OW;
@@ -49,8 +66,7 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
                             Store::make(panel, make_zero(f), vk * Expr(nw) + vj));
   Stmt fill;
   if (pointwise) {
-    fill = For::make(j, Expr(0), n_valid, ForKind::Serial,
-                     Store::make(panel, Load::make(f, x, x_base + vk * HW + n0 + vj), vk * Expr(nw) + vj));
+    fill = copy_run(c, panel, x, vk * Expr(nw), x_base + vk * HW + n0, n_valid, 1);
   } else {
     int64_t taps = gm.kh * gm.kw;
     Expr ic = vk / Expr(taps), r = vk % Expr(taps);
@@ -65,9 +81,10 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
     Expr v_lo = min(ow_b, max(ow_a, (Expr(0) - off + s - Expr(1)) / s));
     Expr v_hi = min(ow_b, max(v_lo, (gm.W - off + s - Expr(1)) / s));
     Expr dst = vk * Expr(nw) + row * gm.OW + vow - n0;
-    Expr src = x_base + ic * HW + ih * gm.W + vow * s + off;
     auto zeros = [&](Expr a, Expr b) { return For::make(ow, a, b - a, ForKind::Serial, Store::make(panel, make_zero(f), dst)); };
-    Stmt copy = For::make(ow, v_lo, v_hi - v_lo, ForKind::Serial, Store::make(panel, Load::make(f, x, src), dst));
+    Expr dst0 = vk * Expr(nw) + row * gm.OW + v_lo - n0;
+    Expr src0 = x_base + ic * HW + ih * gm.W + v_lo * s + off;
+    Stmt copy = copy_run(c, panel, x, dst0, src0, v_hi - v_lo, gm.sw);
     Expr row_ok = ih >= Expr(0) && ih < gm.H;
     Stmt piece = IfThenElse::make(row_ok, Block::make({zeros(ow_a, v_lo), copy, zeros(v_hi, ow_b)}), zeros(ow_a, ow_b));
     Expr segs = (Expr(nw) + gm.OW - Expr(1)) / gm.OW + Expr(1);
@@ -167,6 +184,51 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   });
   return For::make(bn, Expr(0), y.shape[0], ForKind::Serial,
                    For::make(gn, Expr(0), Expr(a.group), ForKind::Serial, gemm));
+}
+
+std::optional<Stmt> conv_transpose_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad) {
+  const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
+  if (c.opts.opt_level < 1 || x.dtype != DType::F32 || w.dtype != DType::F32 || y.dtype != DType::F32 ||
+      x.rank() != 4 || a.group != 1) {
+    return std::nullopt;
+  }
+  for (int d = 0; d < 2; ++d) {
+    bool plain = a.strides[d] == a.kernel[d] && a.dilations[d] == 1 && is_const(pad[d], 0) &&
+                 (a.output_padding.empty() || a.output_padding[d] == 0);
+    if (!plain) return std::nullopt;
+  }
+  // The output must be exactly the input scaled by the stride (every position written once).
+  Expr H = x.shape[2], W = x.shape[3];
+  if (!is_const(y.shape[2] - H * Expr(a.strides[0]), 0) || !is_const(y.shape[3] - W * Expr(a.strides[1]), 0)) {
+    return std::nullopt;
+  }
+  int64_t kh = a.kernel[0], kw = a.kernel[1], taps = kh * kw;
+  Expr Cin = x.shape[1], Cout = y.shape[1], OH = y.shape[2], OW = y.shape[3];
+  Expr M = Cout * Expr(taps), N = H * W;
+  std::string bn = c.fresh("n");
+  Expr vb = Var::make(Type::index(), bn);
+  GemmSpec g;
+  g.a = w.buf;  // W[ci, co, ky, kx]: A(m = (co, ky, kx), k = ci)
+  g.a_base = Expr(0);
+  g.a_sm = Expr(1);
+  g.a_sk = M;
+  g.b = x.buf;
+  g.b_base = vb * Cin * N;
+  g.b_sk = N;
+  g.M = M;
+  g.N = N;
+  g.K = Cin;
+  g.epilogue = [&](Expr m, Expr n, Expr v, int lanes) {
+    Expr co = m / Expr(taps), ky = m % Expr(taps) / Expr(kw), kx = m % Expr(kw);
+    if (c.has(2)) v = v + (lanes == 1 ? load(c.in[2], {co}) : Broadcast::make(load(c.in[2], {co}), lanes));
+    Expr nv = lanes == 1 ? n : Ramp::make(n, Expr(1), lanes);
+    auto bc = [&](Expr e) { return lanes == 1 ? e : Broadcast::make(e, lanes); };
+    Expr ih = nv / bc(W), iw = nv % bc(W);
+    Expr idx = bc((vb * Cout + co) * OH * OW) + (ih * bc(Expr(a.strides[0])) + bc(ky)) * bc(OW) +
+               iw * bc(Expr(a.strides[1])) + bc(kx);
+    return Store::make(y.buf, v, idx);
+  };
+  return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, gemm_tiles(c, g, gemm_tile_for(c.opts)));
 }
 
 }  // namespace kiln

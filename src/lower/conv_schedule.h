@@ -1,6 +1,7 @@
 // Optimized f32 convolution schedules (im2col + register-blocked GEMM tiles, depthwise)
 // with a fused epilogue; the -O0 reference stays in linalg.cpp.
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "graph/conv_attrs.h"
@@ -21,5 +22,11 @@ struct ConvEpilogue {
 // Whether conv_schedule applies (opt level >= 1, f32 operands).
 bool conv_schedulable(const LowerContext &c);
 Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e);
+
+// ConvTranspose whose windows do not overlap (stride == kernel, no padding, dilation 1,
+// one group, f32, 2-D): a GEMM C[(co, ky, kx), (ih, iw)] = W^T x, each element stored to
+// its one output position y[co, ih*s + ky, iw*s + kx] (plus the bias). nullopt when the
+// op does not have that form.
+std::optional<Stmt> conv_transpose_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad);
 
 }  // namespace kiln

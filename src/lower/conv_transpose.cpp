@@ -4,6 +4,7 @@
 // f32), or equivalently each input position scattering into o = i * stride + r *
 // dilation - pad_begin (used for f32/f64, accumulated in the output).
 #include "graph/conv_attrs.h"
+#include "lower/conv_schedule.h"
 #include "lower/lower.h"
 #include "support/error.h"
 
@@ -76,6 +77,7 @@ Stmt lower_conv_transpose(LowerContext &c) {
     Expr out;
     a.transpose_geometry(d, x.shape[d + 2], out, pad[d]);
   }
+  if (auto fast = conv_transpose_schedule(c, a, pad)) return *fast;
   if (y.compute() == y.storage() && y.compute().is_float()) return accumulate_into_output(c, a, pad);
   Expr cin_g = x.shape[1] / Expr(a.group);  // input channels per group
   Expr cout_g = w.shape[1];                 // output channels per group
