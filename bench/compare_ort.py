@@ -7,8 +7,7 @@ GENERATED marker is kept), docs/perf_ratios.png and build-bench/compare_ort.json
 
 Timing is interleaved: for each model, round r runs `kiln bench` and then `ort_run.js`, each
 with the same input, --iterations K after --warmup W, for R rounds. kiln's samples are its
-per-iteration times (`samples_ms`; its round medians when an older kiln lacks them); ORT's
-samples are its per-round medians, since ort_run.js prints no per-iteration times. The
+per-iteration times (`samples_ms` of `kiln bench --json` and of `ort_run.js --json`). The
 reported number is the median over all samples of a runtime.
 """
 import argparse
@@ -146,7 +145,7 @@ def interleaved(model, input_spec, opts, threads, label):
         else:
             res["kiln_per_iteration"] = False
             res["kiln_samples_ms"].append(k["median_ms"])
-        res["ort_samples_ms"].append(o["timing"]["median_ms"])
+        res["ort_samples_ms"] += o["timing"].get("samples_ms", [o["timing"]["median_ms"]])
         res["compile_s"].append(k["compile_s"])
         res["ort_load_ms"].append(o["load_ms"])
         res["kiln_target"] = k.get("target")
@@ -372,8 +371,8 @@ def write_report(opts, mach, rows, gemm, ort_version, kiln_target):
     L += model_table(rows)
     L += ["", f"Median over samples. {opts.rounds} interleaved rounds per model (`kiln bench`, then "
           f"`ort_run.js`), each {opts.iterations} timed runs after {opts.warmup} warm-up runs, {opts.threads} "
-          f"threads for both. kiln: {kiln_samples}; ORT: {opts.rounds} round medians (ort_run.js prints "
-          "no per-iteration times). kiln ÷ ORT below 1 means kiln is faster; target marks ✓ met, ✗ not met. "
+          f"threads for both. kiln: {kiln_samples}; ORT: {opts.rounds * opts.iterations} per-iteration times. "
+          "kiln ÷ ORT below 1 means kiln is faster; target marks ✓ met, ✗ not met. "
           "rel-L2: ‖kiln − ORT‖₂ / ‖ORT‖₂ of one `kiln run -O3` against ORT on the same numpy "
           "seed-0 input (floats uniform in [−1, 1), token ids in [0, 1000)), worst output."]
     if have_chart:
@@ -415,7 +414,7 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/compare_ort.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--iterations", type=int, help="timed runs per round (default 10; --quick 3)")
     p.add_argument("--warmup", type=int, help="untimed runs per round (default 3; --quick 1)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per model (default 20; --quick 3)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds per model (default 5; --quick 3)")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both (default: cores)")
     p.add_argument("--models", default=",".join(keys),
                    help=f"comma-separated subset of: {', '.join(keys)} (default: all)")
@@ -425,15 +424,15 @@ def parse_args(argv):
     opts = p.parse_args(argv)
     opts.iterations = opts.iterations or (3 if opts.quick else 10)
     opts.warmup = opts.warmup if opts.warmup is not None else (1 if opts.quick else 3)
-    opts.rounds = opts.rounds or (3 if opts.quick else 20)
+    opts.rounds = opts.rounds or (3 if opts.quick else 5)
     opts.models = [m.strip() for m in opts.models.split(",") if m.strip()]
     unknown = [m for m in opts.models if m not in keys]
     if unknown:
         p.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(keys)}")
     if min(opts.iterations, opts.rounds, opts.threads) < 1 or opts.warmup < 0:
         p.error("--iterations, --rounds and --threads must be positive, --warmup non-negative")
-    if opts.rounds < 20 and not opts.quick:
-        log(f"warning: {opts.rounds} rounds give ORT fewer than 20 samples per model")
+    if opts.rounds * opts.iterations < 20 and not opts.quick:
+        log(f"warning: {opts.rounds} rounds x {opts.iterations} iterations give fewer than 20 samples per model")
     opts.command = shlex.join(["bench/compare_ort.sh"] + argv)
     resolved = ["bench/compare_ort.sh", "--iterations", str(opts.iterations), "--warmup", str(opts.warmup),
                 "--rounds", str(opts.rounds), "--threads", str(opts.threads)]

@@ -189,7 +189,7 @@ async function main() {
       times.push(Number(process.hrtime.bigint() - s) / 1e6);
     }
     timing = { iterations: args.iterations, warmup: args.warmup, threads: args.threads,
-               ...stats(times) };
+               ...stats(times), samples_ms: times.map((t) => Math.round(t * 1000) / 1000) };
   }
 
   if (args.json) {
