@@ -21,7 +21,7 @@ of the passing cases (entries for cases not run this time, e.g. with --only, are
 Exit status 2 when there are no reference cases at all.
 
 Usage: /usr/bin/python3 scripts/check_models.py [--kiln build/kiln] [--only MODEL ...]
-       [--filter SUBSTR] [--jobs N] [--threads N] [--opt-level N] [--tol 1e-4]
+       [--filter SUBSTR] [--jobs N] [--threads N] [--opt-level N] [--target T] [--tol 1e-4]
        [--timeout S] [--shape-mode auto|always|never] [--expect FILE]
        [--write-passing FILE] [--json FILE|-] [--keep-outputs DIR] [-v]
 """
@@ -152,6 +152,8 @@ def run_case(m, args):
         cmd += ["--threads", str(args.threads)]
     if args.opt_level is not None:
         cmd += [f"-O{args.opt_level}"]
+    if args.target:
+        cmd += ["--target", args.target]
     tmp = tempfile.mkdtemp(prefix="kiln-models-")
     try:
         out_dir = os.path.join(tmp, "out")
@@ -263,6 +265,7 @@ def main():
     ap.add_argument("--jobs", type=int, default=1, help="cases run side by side (default 1)")
     ap.add_argument("--threads", type=int, default=0, help="kiln --threads (default: kiln's)")
     ap.add_argument("--opt-level", type=int, choices=[0, 1, 2, 3], default=None)
+    ap.add_argument("--target", help="kiln --target (e.g. x86-64-v3 for the AVX2 schedules)")
     ap.add_argument("--tol", type=float, default=1e-4)
     ap.add_argument("--timeout", type=float, default=900, help="seconds per case")
     ap.add_argument("--shape-mode", choices=["auto", "always", "never"], default="auto",

@@ -2,9 +2,10 @@
 // through kiln and compares with the ONNX backend tolerances (rtol 1e-3, atol 1e-7).
 // Each test runs in a forked child so a crash or hang is a failed test, not a dead run.
 //
-//   kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N]
+//   kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N] [--target T]
 //
-// -O N compiles at opt level N (default 0, the reference schedules).
+// -O N compiles at opt level N (default 0, the reference schedules); --target T for
+// another code-generation target (x86-64-v3: the AVX2 schedules on an AVX-512 machine).
 // --expect names a checked-in list of tests that must pass (the ratchet): the exit code is
 // non-zero only if one of those fails. Without it, any failure fails the run.
 #include <onnx/onnx_pb.h>
@@ -89,11 +90,12 @@ std::string compare(const Tensor &got, const Tensor &want, const std::string &na
 // Runs one test; returns "" on pass or a one-line reason.
 // Each data set runs twice: the first run plans the memory arena, the second runs in it
 // (poisoned by KILN_POISON_ARENA, so a kernel that relies on zeroed outputs fails).
-std::string run_test(const fs::path &dir, int opt_level) {
+std::string run_test(const fs::path &dir, int opt_level, const std::string &target) {
   try {
     Model m = load_onnx((dir / "model.onnx").string());
     CompileOptions opts;
     opts.opt_level = opt_level;
+    opts.target = target;
     auto cm = CompiledModel::compile(std::move(m), opts);
     for (auto &ds : fs::directory_iterator(dir)) {
       if (!ds.is_directory() || ds.path().filename().string().rfind("test_data_set_", 0) != 0) continue;
@@ -149,12 +151,13 @@ std::string one_line(std::string s) {
 
 int main(int argc, char **argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help")) {
-    std::cout << "usage: kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N]\n";
+    std::cout << "usage: kiln_node_tests ROOT [--filter SUBSTR] [--results FILE.tsv] [--expect FILE] [--jobs N] [-O N] [--target T]\n";
     return argc < 2 ? 2 : 0;
   }
   fs::path root = argv[1];
   std::string filter, results_path, expect_path;
   int jobs = 2, opt_level = 0;
+  std::string target = "native";
   for (int i = 2; i + 1 < argc; i += 2) {
     std::string o = argv[i];
     if (o == "--filter") filter = argv[i + 1];
@@ -162,6 +165,7 @@ int main(int argc, char **argv) {
     else if (o == "--expect") expect_path = argv[i + 1];
     else if (o == "--jobs") jobs = std::max(1, std::atoi(argv[i + 1]));
     else if (o == "-O") opt_level = std::atoi(argv[i + 1]);
+    else if (o == "--target") target = argv[i + 1];
     else {
       std::cerr << "unknown option " << o << "\n";
       return 2;
@@ -203,7 +207,7 @@ int main(int argc, char **argv) {
       if (pid == 0) {
         close(fds[0]);
         alarm(kTimeoutSeconds);
-        std::string r = one_line(run_test(root / name, opt_level));
+        std::string r = one_line(run_test(root / name, opt_level, target));
         if (write(fds[1], r.data(), r.size()) < 0) _exit(3);
         _exit(0);
       }
