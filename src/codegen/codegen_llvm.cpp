@@ -310,6 +310,14 @@ class CodeGen {
 
   llvm::Value *call(const Call &c) {
     const std::string &n = c.name;
+    if (n == "stride_lanes") {
+      // Every `stride`-th lane of a wide vector from lane `phase`: a shuffle.
+      auto *phase = c.args[1].as<IntImm>(), *stride = c.args[2].as<IntImm>();
+      internal_assert(phase && stride) << "stride_lanes needs constant phase and stride";
+      std::vector<int> mask;
+      for (int i = 0; i < c.type.lanes; ++i) mask.push_back(static_cast<int>(phase->value + i * stride->value));
+      return b_.CreateShuffleVector(expr(c.args[0]), mask);
+    }
     std::vector<llvm::Value *> a;
     for (auto &e : c.args) a.push_back(expr(e));
     Type t = c.args.empty() ? c.type : c.args[0].type();
@@ -338,6 +346,7 @@ class CodeGen {
     if (n == "bit_or") return b_.CreateOr(a[0], a[1]);
     if (n == "bit_xor") return b_.CreateXor(a[0], a[1]);
     if (n == "bit_not") return b_.CreateNot(a[0]);
+    if (n == "reinterpret") return b_.CreateBitCast(a[0], ltype(c.type));  // same-width bits
     if (n == "bf16_trunc") {
       // float -> bfloat16 by dropping the low mantissa bits (ONNX Cast's reference).
       llvm::Value *f = a[0];

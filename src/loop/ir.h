@@ -149,7 +149,10 @@ struct Broadcast : ExprBase<IRNodeType::Broadcast> {
   static Expr make(Expr v, int lanes);
 };
 // Pure math intrinsic: exp, log, sqrt, tanh, sin, cos, ..., erf, floor, ceil, round
-// (half to even), abs, pow, atan2, fma, isnan, isinf, bit ops (shl, shr, and, or, xor).
+// (half to even), abs, pow, atan2, fma, isnan, isinf, bit ops (shl, shr, and, or, xor),
+// reinterpret (the same bits as the call's type, e.g. i32 <-> f32).
+// Vector: stride_lanes(v, phase, stride) = lanes phase, phase + stride, ... of v (the
+// call's type gives the result lanes; phase and stride are constants).
 struct Call : ExprBase<IRNodeType::Call> {
   std::string name;
   std::vector<Expr> args;

@@ -105,13 +105,20 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   std::string nc = c.fresh("nc"), pl = c.fresh("plane");
   Expr vnc = Var::make(Type::index(), nc);
   Expr ch = vnc % C;
-  // Zero-padded copy of this channel's plane.
-  Stmt fill = loop_nest(c, {Hp, Wp}, [&](const std::vector<Expr> &i) {
-    Expr ih = i[0] - pad[0], iw = i[1] - pad[1];
-    Expr inside = ih >= Expr(0) && ih < H && iw >= Expr(0) && iw < W;
-    Expr src = vnc * H * W + max(min(ih, H - Expr(1)), Expr(0)) * W + max(min(iw, W - Expr(1)), Expr(0));
-    return Store::make(pl, select(inside, Load::make(f, x.buf, src), make_zero(f)), i[0] * Wp + i[1]);
-  });
+  // Zero-padded copy of this channel's plane: per row, zeros / a vector copy / zeros.
+  std::string r = c.fresh("r"), j = c.fresh("j");
+  Expr vr = Var::make(Type::index(), r), vj = Var::make(Type::index(), j);
+  Expr ih = vr - pad[0];
+  Expr lo = min(Wp, max(Expr(0), pad[1])), hi = max(lo, min(Wp, pad[1] + W));
+  auto zeros = [&](Expr from, Expr to) {
+    return For::make(j, from, to - from, ForKind::Serial, Store::make(pl, make_zero(f), vr * Wp + vj));
+  };
+  Stmt row_copy = Block::make({zeros(Expr(0), lo),
+                               copy_run(c, pl, x.buf, vr * Wp + lo, vnc * H * W + ih * W + lo - pad[1], hi - lo, 1),
+                               zeros(hi, Wp)});
+  Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial,
+                        IfThenElse::make(ih >= Expr(0) && ih < H, row_copy, zeros(Expr(0), Wp)));
+  int64_t sw = a.strides[1];
   auto row_body = [&](Expr oh, Expr ow0, int lanes) {
     Expr acc = lanes == 1 ? make_zero(f) : Broadcast::make(make_zero(f), lanes);
     for (int64_t ky = 0; ky < kh; ++ky) {
@@ -119,7 +126,12 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
         Expr wv = load(w, {ch, Expr(0), Expr(ky), Expr(kx)});
         Expr base = (oh * Expr(a.strides[0]) + Expr(ky * a.dilations[0])) * Wp + ow0 * Expr(a.strides[1]) +
                     Expr(kx * a.dilations[1]);
-        Expr xv = lanes == 1 ? Load::make(f, pl, base) : Load::make(vt, pl, Ramp::make(base, Expr(a.strides[1]), lanes));
+        // A strided row of inputs: one contiguous wide load, then every sw-th lane.
+        Expr xv = lanes == 1 ? Load::make(f, pl, base)
+                  : sw == 1  ? Load::make(vt, pl, Ramp::make(base, Expr(1), lanes))
+                             : Call::make(vt, "stride_lanes", {Load::make(Type::f(32, lanes * sw), pl,
+                                                                           Ramp::make(base, Expr(1), lanes * static_cast<int>(sw))),
+                                                                Expr(0), Expr(sw)});
         acc = call("fma", {lanes == 1 ? wv : Broadcast::make(wv, lanes), xv, acc});
       }
     }
@@ -131,7 +143,8 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, row_body(voh, vov * Expr(vl), vl));
   Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, row_body(voh, vos, 1));
   Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, scl}));
-  Stmt body = Allocate::make(pl, f, Hp * Wp, Block::make({fill, rows}));
+  // Slack after the plane for the last wide load of a strided row.
+  Stmt body = Allocate::make(pl, f, Hp * Wp + Expr(vl * sw), Block::make({fill, rows}));
   return For::make(nc, Expr(0), y.shape[0] * C, ForKind::Parallel, body);
 }
 
