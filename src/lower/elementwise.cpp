@@ -1,7 +1,12 @@
-// Compute definitions of elementwise and broadcasting ops.
+// Compute definitions of elementwise and broadcasting ops. At -O1 and above they run
+// as parallel blocks (of elements, or of rows of the last dim when operands broadcast),
+// vectorized along the contiguous dim where every operand is f32 and the op's expression
+// is one the code generator vectorizes (exp, erf, tanh and sigmoid from vmath).
 #include <cmath>
 
 #include "lower/lower.h"
+#include "lower/vector_loop.h"
+#include "lower/vmath.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -10,13 +15,48 @@ namespace {
 
 Expr f(Type t, double v) { return make_const(t, v); }
 
-Expr sigmoid(Expr x) {
+// exp, erf, tanh and sigmoid: libm calls in the -O0 reference; vmath (vectorizable) in
+// the -O1 schedules, f32 only.
+struct Math {
+  bool fast = false;
+  Expr exp(Expr x) const { return fast ? vmath::exp(x) : call("exp", {x}); }
+  Expr erf(Expr x) const { return fast ? vmath::erf(x) : call("erf", {x}); }
+  Expr tanh(Expr x) const { return fast ? vmath::tanh(x) : call("tanh", {x}); }
+  Expr sigmoid(Expr x) const {
+    if (fast) return vmath::sigmoid(x);
+    Type t = x.type();
+    return f(t, 1.0) / (f(t, 1.0) + call("exp", {-x}));
+  }
+};
+
+// Gelu (opset 20): x/2 (1 + erf(x / sqrt 2)), or with approximate = "tanh"
+// x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+Expr gelu(const Node &n, Expr x, const Math &m) {
   Type t = x.type();
-  return f(t, 1.0) / (f(t, 1.0) + call("exp", {-x}));
+  std::string approx = n.attr_s("approximate", "none");
+  user_assert(approx == "none" || approx == "tanh")
+      << n.describe() << ": approximate must be \"none\" or \"tanh\", got \"" << approx << "\"";
+  Expr inner = approx == "tanh" ? m.tanh(f(t, std::sqrt(2.0 / M_PI)) * (x + f(t, 0.044715) * x * x * x))
+                                : m.erf(x * f(t, M_SQRT1_2));
+  return f(t, 0.5) * x * (f(t, 1.0) + inner);
 }
 
-// The scalar function of a unary op applied to x (x in compute type).
-Expr unary_expr(const Node &n, Expr x) {
+// The unary ops whose expression has no libm call once Math is fast.
+bool vectorizable_unary(OpKind k) {
+  switch (k) {
+    case OpKind::Identity: case OpKind::Abs: case OpKind::Neg: case OpKind::Exp: case OpKind::Sqrt:
+    case OpKind::Reciprocal: case OpKind::Sigmoid: case OpKind::Tanh: case OpKind::Relu:
+    case OpKind::LeakyRelu: case OpKind::Elu: case OpKind::Selu: case OpKind::Celu:
+    case OpKind::HardSigmoid: case OpKind::HardSwish: case OpKind::Softsign: case OpKind::ThresholdedRelu:
+    case OpKind::Shrink: case OpKind::Floor: case OpKind::Ceil: case OpKind::Round: case OpKind::Sign:
+    case OpKind::Erf: case OpKind::Gelu:
+      return true;
+    default: return false;
+  }
+}
+
+// The function of a unary op applied to x (x in compute type, scalar or vector).
+Expr unary_expr(const Node &n, Expr x, const Math &m) {
   Type t = x.type();
   auto af = [&](const char *a, double d) { return f(t, n.attr_f(a, d)); };
   auto need_float = [&] {
@@ -26,22 +66,22 @@ Expr unary_expr(const Node &n, Expr x) {
     case OpKind::Identity: return x;
     case OpKind::Abs: return call("abs", {x});
     case OpKind::Neg: return -x;
-    case OpKind::Exp: need_float(); return call("exp", {x});
+    case OpKind::Exp: need_float(); return m.exp(x);
     case OpKind::Log: need_float(); return call("log", {x});
     case OpKind::Sqrt: need_float(); return call("sqrt", {x});
     case OpKind::Reciprocal: need_float(); return f(t, 1.0) / x;
-    case OpKind::Sigmoid: need_float(); return sigmoid(x);
-    case OpKind::Tanh: need_float(); return call("tanh", {x});
+    case OpKind::Sigmoid: need_float(); return m.sigmoid(x);
+    case OpKind::Tanh: need_float(); return m.tanh(x);
     case OpKind::Relu: return max(x, make_zero(t));
     case OpKind::LeakyRelu: return select(x < f(t, 0), x * af("alpha", 0.01), x);
-    case OpKind::Elu: return select(x < f(t, 0), af("alpha", 1.0) * (call("exp", {x}) - f(t, 1)), x);
+    case OpKind::Elu: return select(x < f(t, 0), af("alpha", 1.0) * (m.exp(x) - f(t, 1)), x);
     case OpKind::Selu: {
       Expr a = af("alpha", 1.67326319217681884765625), g = af("gamma", 1.05070102214813232421875);
-      return select(x <= f(t, 0), g * (a * call("exp", {x}) - a), g * x);
+      return select(x <= f(t, 0), g * (a * m.exp(x) - a), g * x);
     }
     case OpKind::Celu: {
       Expr a = af("alpha", 1.0);
-      return max(f(t, 0), x) + min(f(t, 0), a * (call("exp", {x / a}) - f(t, 1)));
+      return max(f(t, 0), x) + min(f(t, 0), a * (m.exp(x / a) - f(t, 1)));
     }
     case OpKind::HardSigmoid:
       return max(f(t, 0), min(f(t, 1), af("alpha", 0.2) * x + af("beta", 0.5)));
@@ -63,7 +103,8 @@ Expr unary_expr(const Node &n, Expr x) {
     case OpKind::Round: return call("round", {x});
     case OpKind::Sign:
       return select(x > f(t, 0), f(t, 1), select(x < f(t, 0), f(t, -1), f(t, 0)));
-    case OpKind::Erf: return call("erf", {x});
+    case OpKind::Erf: return m.erf(x);
+    case OpKind::Gelu: need_float(); return gelu(n, x, m);
     case OpKind::Sin: return call("sin", {x});
     case OpKind::Cos: return call("cos", {x});
     case OpKind::Tan: return call("tan", {x});
@@ -129,43 +170,157 @@ Expr binary_expr(const Node &n, Expr a, Expr b) {
   return a;
 }
 
+Expr variadic_expr(const Node &n, const std::vector<Expr> &v) {
+  Expr r = v[0];
+  for (size_t k = 1; k < v.size(); ++k) {
+    switch (n.kind) {
+      case OpKind::Max: r = max(r, v[k]); break;
+      case OpKind::Min: r = min(r, v[k]); break;
+      default: r = r + v[k]; break;
+    }
+  }
+  if (n.kind == OpKind::Mean) r = r / make_const(r.type(), static_cast<double>(v.size()));
+  return r;
+}
+
+// ---- the -O1 schedule ----
+
+// Elements per parallel block (rows of the last dim count their elements): an output of
+// one block runs on the calling thread.
+constexpr int64_t kBlockElements = 16384;
+
+using ElementFn = std::function<Expr(const std::vector<Expr> &)>;
+
+bool same_dim(const Expr &a, const Expr &b) {
+  if (is_const(a) || is_const(b)) return is_const(a) && is_const(b) && a.as<IntImm>()->value == b.as<IntImm>()->value;
+  auto *va = a.as<Var>(), *vb = b.as<Var>();
+  return a.same_as(b) || (va && vb && va->name == vb->name);
+}
+
+bool same_shape(const Operand &a, const Operand &b) {
+  if (a.rank() != b.rank()) return false;
+  for (int i = 0; i < a.rank(); ++i) {
+    if (!same_dim(a.shape[i], b.shape[i])) return false;
+  }
+  return true;
+}
+
+// Where an operand's elements of one output row are: base + j * stride (stride 0 when
+// the operand is broadcast along the last dim, 1 when it runs along it).
+struct RowAccess {
+  const Operand *o;
+  Expr base, stride;
+
+  Expr value(Expr j, int lanes) const {
+    if (lanes == 1 || is_const(stride, 0)) return splat(load_flat(*o, base + j * stride), lanes);
+    return run_load(o->storage(), o->buf, base, j, lanes);
+  }
+};
+
+// Inner loop over one run of `n` output elements starting at out_base.
+Stmt run_body(LowerContext &c, const Operand &y, Expr out_base, Expr n, const std::vector<RowAccess> &in, int lanes,
+              const ElementFn &fn) {
+  return vector_loop(c, n, lanes, [&](Expr j, int w) {
+    std::vector<Expr> v;
+    for (const RowAccess &a : in) v.push_back(a.value(j, w));
+    Expr r = fn(v);
+    return w == 1 ? store_flat(y, out_base + j, r) : run_store(y.buf, out_base, j, r);
+  });
+}
+
+// out = fn(inputs broadcast to the output). Operands of the output's shape are read as
+// flat arrays split into parallel blocks of elements; otherwise the output is split into
+// rows of its last dim, in parallel blocks of rows. Vectorized (f32 only) when `vectorize`.
+Stmt schedule_elementwise(LowerContext &c, const std::vector<const Operand *> &ins, bool vectorize,
+                          const ElementFn &fn) {
+  const Operand &y = c.out[0];
+  bool f32 = y.dtype == DType::F32;
+  bool flat = true;
+  for (const Operand *o : ins) {
+    f32 = f32 && o->dtype == DType::F32;
+    flat = flat && same_shape(*o, y);
+  }
+  int lanes = vectorize && f32 ? c.opts.vector_lanes_f32() : 1;
+  if (flat || y.rank() == 0) {
+    return parallel_blocks(c, numel(y.shape), Expr(kBlockElements), [&](Expr begin, Expr count) {
+      std::vector<RowAccess> in;
+      for (const Operand *o : ins) in.push_back({o, begin, Expr(1)});
+      return run_body(c, y, begin, count, in, lanes, fn);
+    });
+  }
+  std::vector<Expr> lead(y.shape.begin(), y.shape.end() - 1);
+  Expr width = y.shape.back();
+  return parallel_blocks(c, numel(lead), rows_per_block(width, kBlockElements), [&](Expr begin, Expr count) {
+    std::string r = c.fresh("row");
+    Expr row = Var::make(Type::index(), r);
+    std::vector<Expr> idx(lead.size() + 1, Expr(0));
+    Expr rest = row;
+    for (size_t d = lead.size(); d-- > 0;) {
+      idx[d] = d == 0 ? rest : rest % lead[d];
+      rest = rest / lead[d];
+    }
+    std::vector<RowAccess> in;
+    int w = lanes;
+    for (const Operand *o : ins) {
+      Expr d = o->rank() == 0 ? Expr(1) : o->shape.back();
+      Expr stride = is_const(d) ? Expr(is_const(d, 1) ? 0 : 1) : select(d == Expr(1), Expr(0), Expr(1));
+      if (!is_const(stride)) w = 1;
+      in.push_back({o, flat_index(o->shape, broadcast_index(*o, idx)), stride});
+    }
+    return For::make(r, begin, count, ForKind::Serial, run_body(c, y, row * width, width, in, w, fn));
+  });
+}
+
 }  // namespace
 
 Stmt lower_unary(LowerContext &c) {
   const Operand &x = c.in[0], &y = c.out[0];
-  return compute(c, y, [&](const std::vector<Expr> &i) { return unary_expr(c.node, load(x, i)); });
+  if (c.opts.opt_level >= 1) {
+    bool vec = x.dtype == DType::F32 && vectorizable_unary(c.node.kind);
+    Math m{vec};
+    return schedule_elementwise(c, {&x}, vec, [&](const std::vector<Expr> &v) { return unary_expr(c.node, v[0], m); });
+  }
+  return compute(c, y, [&](const std::vector<Expr> &i) { return unary_expr(c.node, load(x, i), Math{}); });
 }
 
 Stmt lower_binary(LowerContext &c) {
   const Operand &a = c.in[0], &b = c.in[1], &y = c.out[0];
-  return compute(c, y, [&](const std::vector<Expr> &i) {
-    Expr va = load(a, broadcast_index(a, i)), vb = load(b, broadcast_index(b, i));
+  auto fn = [&](Expr va, Expr vb) {
     if (c.node.kind == OpKind::BitShift || c.node.kind == OpKind::Pow) {
       if (vb.type() != va.type() && c.node.kind == OpKind::BitShift) vb = cast(va.type(), vb);
     }
     return binary_expr(c.node, va, vb);
+  };
+  if (c.opts.opt_level >= 1) {
+    OpKind k = c.node.kind;
+    bool vec = k == OpKind::Add || k == OpKind::Sub || k == OpKind::Mul || k == OpKind::Div || k == OpKind::PRelu;
+    return schedule_elementwise(c, {&a, &b}, vec, [&](const std::vector<Expr> &v) { return fn(v[0], v[1]); });
+  }
+  return compute(c, y, [&](const std::vector<Expr> &i) {
+    return fn(load(a, broadcast_index(a, i)), load(b, broadcast_index(b, i)));
   });
 }
 
 Stmt lower_variadic(LowerContext &c) {
   const Operand &y = c.out[0];
+  if (c.opts.opt_level >= 1) {
+    std::vector<const Operand *> ins;
+    for (const Operand &o : c.in) ins.push_back(&o);
+    return schedule_elementwise(c, ins, true, [&](const std::vector<Expr> &v) { return variadic_expr(c.node, v); });
+  }
   return compute(c, y, [&](const std::vector<Expr> &i) {
-    Expr r = load(c.in[0], broadcast_index(c.in[0], i));
-    for (size_t k = 1; k < c.in.size(); ++k) {
-      Expr v = load(c.in[k], broadcast_index(c.in[k], i));
-      switch (c.node.kind) {
-        case OpKind::Max: r = max(r, v); break;
-        case OpKind::Min: r = min(r, v); break;
-        default: r = r + v; break;
-      }
-    }
-    if (c.node.kind == OpKind::Mean) r = r / make_const(r.type(), static_cast<double>(c.in.size()));
-    return r;
+    std::vector<Expr> v;
+    for (const Operand &o : c.in) v.push_back(load(o, broadcast_index(o, i)));
+    return variadic_expr(c.node, v);
   });
 }
 
 Stmt lower_where(LowerContext &c) {
   const Operand &y = c.out[0];
+  if (c.opts.opt_level >= 1) {
+    return schedule_elementwise(c, {&c.in[0], &c.in[1], &c.in[2]}, false,
+                                [&](const std::vector<Expr> &v) { return select(v[0], v[1], v[2]); });
+  }
   return compute(c, y, [&](const std::vector<Expr> &i) {
     return select(load(c.in[0], broadcast_index(c.in[0], i)), load(c.in[1], broadcast_index(c.in[1], i)),
                   load(c.in[2], broadcast_index(c.in[2], i)));

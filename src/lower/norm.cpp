@@ -5,6 +5,7 @@
 
 #include "graph/shape_fn.h"
 #include "lower/lower.h"
+#include "lower/vector_loop.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -102,6 +103,69 @@ Stmt batch_norm_training_stats(LowerContext &c) {
   });
 }
 
+// How the -O1 LayerNormalization reads Scale or B along a row of the normalized dims:
+// absent, one value for the whole row, or one per element (contiguous).
+enum class RowParam { Absent, Scalar, PerElement, Other };
+
+RowParam row_param(const LowerContext &c, size_t i, Expr row_size) {
+  if (!c.has(i)) return RowParam::Absent;
+  const Operand &p = c.in[i];
+  if (p.dtype != DType::F32) return RowParam::Other;
+  Expr n = numel(p.shape);
+  if (is_const(n, 1)) return RowParam::Scalar;
+  // Broadcastable to the normalized shape with as many elements: the same elements.
+  if (is_const(n) && is_const(row_size) && n.as<IntImm>()->value == row_size.as<IntImm>()->value) {
+    return RowParam::PerElement;
+  }
+  return RowParam::Other;
+}
+
+// Elements per parallel block of rows in the -O1 LayerNormalization.
+constexpr int64_t kRowBlockElements = 4096;
+
+// -O1, f32: rows (the kept dims) in parallel blocks; per row the mean and the variance
+// (two passes, as the reference) and the normalization, in vectors.
+Stmt layer_norm_schedule(LowerContext &c, int axis, float eps, RowParam scale, RowParam bias) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  Type t = Type::f(32);
+  int lanes = c.opts.vector_lanes_f32();
+  Expr n = numel(std::vector<Expr>(x.shape.begin() + axis, x.shape.end()));
+  Expr rows = numel(std::vector<Expr>(x.shape.begin(), x.shape.begin() + axis));
+  Expr nf = cast(t, n);
+  auto add = [](Expr a, Expr b) { return a + b; };
+  auto param = [&](RowParam k, size_t i, Expr j, int w) {
+    return k == RowParam::Scalar ? splat(load_flat(c.in[i], Expr(0)), w) : run_load(t, c.in[i].buf, Expr(0), j, w);
+  };
+  return parallel_blocks(c, rows, rows_per_block(n, kRowBlockElements), [&](Expr begin, Expr count) {
+    std::string r = c.fresh("row");
+    Expr row = Var::make(Type::index(), r), base = row * n;
+    auto xs = [&](Expr j, int w) { return run_load(t, x.buf, base, j, w); };
+    Stmt body = vector_reduce(c, n, lanes, make_zero(t), xs, add, [&](Expr sum) {
+      return let_stmt(c, "mean", sum / nf, [&](Expr mean) {
+        auto dev2 = [&](Expr j, int w) {
+          Expr d = xs(j, w) - splat(mean, w);
+          return d * d;
+        };
+        return vector_reduce(c, n, lanes, make_zero(t), dev2, add, [&](Expr ss) {
+          Expr inv_std = make_const(t, 1.0) / call("sqrt", {ss / nf + make_const(t, eps)});
+          return let_stmt(c, "inv", inv_std, [&](Expr inv) {
+            std::vector<Stmt> s = {vector_loop(c, n, lanes, [&](Expr j, int w) {
+              Expr v = (xs(j, w) - splat(mean, w)) * splat(inv, w);
+              if (scale != RowParam::Absent) v = v * param(scale, 1, j, w);
+              if (bias != RowParam::Absent) v = v + param(bias, 2, j, w);
+              return run_store(y.buf, base, j, v);
+            })};
+            if (c.out.size() > 1 && c.out[1].present()) s.push_back(store_flat(c.out[1], row, mean));
+            if (c.out.size() > 2 && c.out[2].present()) s.push_back(store_flat(c.out[2], row, inv));
+            return Block::make(s);
+          });
+        });
+      });
+    });
+    return For::make(r, begin, count, ForKind::Serial, body);
+  });
+}
+
 }  // namespace
 
 Stmt lower_batch_norm(LowerContext &c) {
@@ -141,6 +205,13 @@ Stmt lower_layer_norm(LowerContext &c) {
   Type stash = compute_type_of(static_cast<DType>(c.node.attr_i("stash_type", 1)));
   if (stash.bits > t.bits) t = stash;
   Expr eps = make_const(t, c.node.attr_f("epsilon", 1e-5));
+  if (c.opts.opt_level >= 1 && x.dtype == DType::F32 && y.dtype == DType::F32 && t == Type::f(32)) {
+    Expr n = numel(std::vector<Expr>(x.shape.begin() + axis, x.shape.end()));
+    RowParam scale = row_param(c, 1, n), bias = row_param(c, 2, n);
+    if (scale != RowParam::Other && bias != RowParam::Other) {
+      return layer_norm_schedule(c, axis, static_cast<float>(c.node.attr_f("epsilon", 1e-5)), scale, bias);
+    }
+  }
   std::vector<bool> reduced(r, false);
   for (int a = axis; a < r; ++a) reduced[a] = true;
   Rows rows{c, x, reduced, t};

@@ -6,6 +6,8 @@
 
 #include "graph/shape_fn.h"
 #include "lower/lower.h"
+#include "lower/vector_loop.h"
+#include "lower/vmath.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -86,6 +88,67 @@ std::vector<bool> softmax_mask(const LowerContext &c, int rank) {
   std::vector<bool> reduced(rank, false);
   for (int a = axis; a < rank; ++a) reduced[a] = v13 ? a == axis : true;
   return reduced;
+}
+
+// Elements per parallel block of rows in the -O1 Softmax.
+constexpr int64_t kRowBlockElements = 4096;
+
+// -O1, f32, over the last axis only: rows in parallel blocks; per row the max, exp(x - max)
+// in vectors (vmath) and its sum, then the scaling -- three passes over a row in cache.
+bool softmax_schedulable(const LowerContext &c, const std::vector<bool> &reduced) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  int r = x.rank();
+  if (c.opts.opt_level < 1 || c.node.kind == OpKind::Hardmax || x.dtype != DType::F32 || y.dtype != DType::F32 ||
+      r == 0) {
+    return false;
+  }
+  for (int a = 0; a < r; ++a) {
+    if (reduced[a] != (a == r - 1)) return false;
+  }
+  return true;
+}
+
+Stmt softmax_schedule(LowerContext &c) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  Type t = Type::f(32);
+  int lanes = c.opts.vector_lanes_f32();
+  Expr n = x.shape.back();
+  Expr rows = numel(std::vector<Expr>(x.shape.begin(), x.shape.end() - 1));
+  bool log_softmax = c.node.kind == OpKind::LogSoftmax;
+  auto add = [](Expr a, Expr b) { return a + b; };
+  return parallel_blocks(c, rows, rows_per_block(n, kRowBlockElements), [&](Expr begin, Expr count) {
+    std::string r = c.fresh("row");
+    Expr base = Var::make(Type::index(), r) * n;
+    auto xs = [&](Expr j, int w) { return run_load(t, x.buf, base, j, w); };
+    auto ys = [&](Expr j, int w) { return run_load(t, y.buf, base, j, w); };
+    auto max_of = [](Expr a, Expr b) { return max(a, b); };
+    Stmt row = vector_reduce(c, n, lanes, make_const(t, -INFINITY), xs, max_of, [&](Expr m0) {
+      return let_stmt(c, "m", m0, [&](Expr m) {
+        auto shifted_exp = [&](Expr j, int w) { return vmath::exp(xs(j, w) - splat(m, w)); };
+        if (log_softmax) {
+          return vector_reduce(c, n, lanes, make_zero(t), shifted_exp, add, [&](Expr s) {
+            return let_stmt(c, "lse", call("log", {s}), [&](Expr ls) {
+              return vector_loop(c, n, lanes, [&](Expr j, int w) {
+                return run_store(y.buf, base, j, xs(j, w) - splat(m, w) - splat(ls, w));
+              });
+            });
+          });
+        }
+        Stmt exps = vector_loop(c, n, lanes, [&](Expr j, int w) {
+          return run_store(y.buf, base, j, shifted_exp(j, w));
+        });
+        Stmt scale = vector_reduce(c, n, lanes, make_zero(t), ys, add, [&](Expr s) {
+          return let_stmt(c, "inv", make_const(t, 1.0) / s, [&](Expr inv) {
+            return vector_loop(c, n, lanes, [&](Expr j, int w) {
+              return run_store(y.buf, base, j, ys(j, w) * splat(inv, w));
+            });
+          });
+        });
+        return Block::make({exps, scale});
+      });
+    });
+    return For::make(r, begin, count, ForKind::Serial, row);
+  });
 }
 
 }  // namespace
@@ -175,6 +238,7 @@ Stmt lower_arg_reduce(LowerContext &c) {
 // log(sum(exp(x - m))); Hardmax: 1 at the row's first maximum, 0 elsewhere.
 Stmt lower_softmax(LowerContext &c) {
   const Operand &x = c.in[0], &y = c.out[0];
+  if (softmax_schedulable(c, softmax_mask(c, x.rank()))) return softmax_schedule(c);
   Rows rows{c, x, softmax_mask(c, x.rank()), acc_type_of(x.compute())};
   Type t = rows.t, it = Type::index();
   user_assert(t.is_float()) << c.node.describe() << ": needs a floating-point input, got " << t.str();

@@ -13,7 +13,6 @@
 #include <cmath>
 #include <set>
 
-#include "graph/shape_fn.h"
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 

@@ -48,7 +48,8 @@ void fuse_epilogues(Graph &g);
 // ReduceMean, Add eps, Sqrt, Div, then optional constant scale Mul and bias Add) to one
 // LayerNormalization, and the decomposed exact GELU (x * 0.5 * (1 + Erf(x / sqrt 2)), in
 // the orders torch exports) to one Gelu. Only f32; only where no intermediate value is
-// read outside the pattern. Post: the replaced nodes are gone (no DCE needed).
+// read outside the pattern. Post: the replaced nodes are gone; constants they alone
+// read are left to eliminate_dead_code.
 void fuse_normalizations(Graph &g);
 
 }  // namespace kiln
