@@ -27,10 +27,19 @@ struct BSource {
   Expr base, sk, col0;
 };
 
+// A block of the reduction: k in [k0, k0 + len). Unless it is the first, the tile starts
+// from the partial sums stored in C; unless it is the last, it stores partial sums to C
+// instead of running the epilogue.
+struct KBlock {
+  Expr k0, len;
+  Expr first, last;  // bool
+};
+
 // One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1 of C. When `n_valid` is
 // defined, only the first n_valid columns are finished (the rest is padding of B).
 Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n0, int mr, int nv, int vl,
-          Expr n_valid = Expr()) {
+          Expr n_valid = Expr(), KBlock kb = {}) {
+  if (!kb.k0.defined()) kb = {Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
   Type vt = Type::f(32, vl);
   int nw = nv * vl;
   std::string acc = c.fresh("acc");
@@ -63,7 +72,17 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
   }
   Stmt kbody = Block::make(fmas);
   for (size_t l = lets.size(); l-- > 0;) kbody = LetStmt::make(lets[l].first, lets[l].second, kbody);
-  Stmt kloop = For::make(k, Expr(0), g.K, ForKind::Serial, kbody);
+  Stmt kloop = For::make(k, kb.k0, kb.len, ForKind::Serial, kbody);
+  if (!is_const(kb.first, 1)) {
+    std::vector<Stmt> resume;
+    for (int i = 0; i < mr; ++i) {
+      for (int v = 0; v < nv; ++v) {
+        Expr ci = vec_index(g.c_index(m0 + Expr(i), n0 + Expr(v * vl)), vl);
+        resume.push_back(Store::make(acc, Load::make(vt, g.c, ci), acc_at(i, v)));
+      }
+    }
+    init = {IfThenElse::make(kb.first, Block::make(init), Block::make(resume))};
+  }
   std::vector<Stmt> fin;
   for (int i = 0; i < mr; ++i) {
     for (int v = 0; v < nv; ++v) {
@@ -87,6 +106,16 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
     Stmt partial = Allocate::make(spill, Type::f(32), Expr(int64_t(mr * nw)), Block::make(part));
     finish = IfThenElse::make(n_valid >= Expr(nw), finish, partial);
   }
+  if (!is_const(kb.last, 1)) {
+    std::vector<Stmt> park;
+    for (int i = 0; i < mr; ++i) {
+      for (int v = 0; v < nv; ++v) {
+        Expr ci = vec_index(g.c_index(m0 + Expr(i), n0 + Expr(v * vl)), vl);
+        park.push_back(Store::make(g.c, Load::make(vt, acc, acc_at(i, v)), ci));
+      }
+    }
+    finish = IfThenElse::make(kb.last, finish, Block::make(park));
+  }
   std::vector<Stmt> body = init;
   body.push_back(kloop);
   body.push_back(finish);
@@ -94,13 +123,14 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
 }
 
 // All tiles of one phase: rows [m_lo, m_lo + mt*mr), columns [n_lo, n_lo + nt*nw).
-Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl) {
+Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl,
+           const KBlock &kb) {
   if (is_const(mt, 0) || is_const(nt, 0)) return Stmt();
   std::string t = c.fresh("tile");
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
   BSource bs{g.b, g.b_base, g.b_sk, n0};
-  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, bs, m0, n0, mr, nv, vl));
+  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb));
 }
 
 }  // namespace
@@ -119,15 +149,28 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
     int nv, vl;
   };
   std::vector<Cols> cols = {{Expr(0), nt, tl.nv, tl.vl}, {n1, nt1, 1, tl.vl}, {n2, nt2, 1, 1}};
+  // A long reduction runs in blocks of <= kKc so a tile's rows of A and the panel of B
+  // stay in L1 / L2; partial sums wait in C between blocks.
+  constexpr int64_t kKc = 512;
+  auto *kconst = g.K.as<IntImm>();
+  int64_t nkb = g.c_index && kconst && kconst->value > kKc + kKc / 4 ? (kconst->value + kKc - 1) / kKc : 1;
+  std::string kbn = c.fresh("kb");
+  Expr vkb = Var::make(Type::index(), kbn);
+  KBlock kb{Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
+  if (nkb > 1) {
+    int64_t kc = (kconst->value + nkb - 1) / nkb;
+    kb = {vkb * Expr(kc), min(Expr(kc), g.K - vkb * Expr(kc)), vkb == Expr(0), vkb == Expr(nkb - 1)};
+  }
   std::vector<Stmt> phases;
   for (const Cols &cp : cols) {
-    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl);
-    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl);
+    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb);
+    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb);
     if (main.defined()) phases.push_back(main);
     if (tail.defined()) phases.push_back(tail);
   }
   internal_assert(!phases.empty() || is_const(g.M, 0) || is_const(g.N, 0)) << "empty GEMM schedule";
-  return Block::make(phases);
+  Stmt all = Block::make(phases);
+  return nkb > 1 ? For::make(kbn, Expr(0), Expr(nkb), ForKind::Serial, all) : all;
 }
 
 Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, const PackPanel &pack) {

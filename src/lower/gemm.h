@@ -21,6 +21,10 @@ struct GemmSpec {
   std::string b;
   Expr b_base, b_sk;
   Expr M, N, K;
+  // Optional: where C(m, n) lives (buffer, flat index), for partial sums between blocks
+  // of a long reduction. Without it the reduction runs in one block.
+  std::string c;
+  std::function<Expr(Expr m, Expr n)> c_index;
   // Finishes C(m, n .. n + lanes - 1) whose accumulated sum is `v` (f32 x lanes, or a
   // scalar when lanes == 1).
   std::function<Stmt(Expr m, Expr n, Expr v, int lanes)> epilogue;

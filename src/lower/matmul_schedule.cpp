@@ -39,6 +39,8 @@ Stmt matmul_schedule(LowerContext &c, const MatMulEpilogue &e) {
     g.M = M;
     g.N = N;
     g.K = K;
+    g.c = y.buf;
+    g.c_index = [&, y_batch](Expr m, Expr n) { return (y_batch * M + m) * N + n; };
     g.epilogue = [&, y_batch](Expr m, Expr n, Expr v, int lanes) {
       Type t = v.type();
       Expr yflat = (y_batch * M + m) * N + n;
