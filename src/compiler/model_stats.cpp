@@ -43,6 +43,11 @@ double node_flops(const Node &n, Eval &e) {
       for (size_t i = 1; i < w->shape.size(); ++i) k *= e.dim(w->shape[i]);
       return 2 * out * k;
     }
+    case OpKind::WinogradConv: {  // the direct convolution's count
+      const Value *u = n.input(1);
+      if (!u || !u->has_shape || u->shape.size() != 3) return 0;
+      return 2 * out * e.dim(u->shape[2]) * 9;
+    }
     case OpKind::MatMul:
     case OpKind::FusedMatMul: {
       const Value *a = n.input(0);

@@ -67,6 +67,11 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, CompileStats &sta
     run_pass("fuse-epilogues", m, o, [](Graph &g) { fuse_epilogues(g); });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
+  if (o.opt_level >= 3) {
+    // O3: Winograd for 3x3 stride-1 convs.
+    run_pass("winograd", m, o, [](Graph &g) { winograd_convs(g); });
+    run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
+  }
   stats.nodes = m.graph->nodes.size();
 }
 

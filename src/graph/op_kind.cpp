@@ -47,7 +47,9 @@ const char *fusion_pattern_name(FusionPattern p) {
   return "?";
 }
 
-bool is_kiln_internal_op(OpKind k) { return k == OpKind::FusedConv || k == OpKind::FusedMatMul; }
+bool is_kiln_internal_op(OpKind k) {
+  return k == OpKind::FusedConv || k == OpKind::FusedMatMul || k == OpKind::WinogradConv;
+}
 
 OpKind op_kind_from_name(const std::string &op_type) {
   static const std::map<std::string, OpKind> table = [] {

@@ -27,8 +27,8 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   return Store::make(y.buf, v, idx);
 }
 
-// panel[dst + i] = x[src + i * stride] for i < len: whole vectors, then single elements
-// (a contiguous source loads vectors; a strided one gathers them).
+}  // namespace
+
 Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, Expr dst, Expr src, Expr len,
               int64_t stride) {
   int vl = c.opts.vector_lanes_f32();
@@ -43,6 +43,8 @@ Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, E
                         Store::make(panel, Load::make(f, x, src + vtail * Expr(stride)), dst + vtail));
   return Block::make({vec, tail});
 }
+
+namespace {
 
 // Geometry of a 2-D convolution (1-D convs are viewed as H = 1).
 struct Geom {

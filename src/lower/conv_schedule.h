@@ -19,6 +19,11 @@ struct ConvEpilogue {
   const Operand *post_scale = nullptr, *post_shift = nullptr;
 };
 
+// dst[d + i] = src[s + i * stride] for i < len: whole vectors, then single elements (a
+// contiguous source loads vectors; a strided one gathers them).
+Stmt copy_run(LowerContext &c, const std::string &dst, const std::string &src, Expr d, Expr s, Expr len,
+              int64_t stride);
+
 // Whether conv_schedule applies (opt level >= 1, f32 operands).
 bool conv_schedulable(const LowerContext &c);
 Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e);

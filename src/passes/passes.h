@@ -42,6 +42,12 @@ void fold_batchnorm(Graph &g);
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
 
+// ---- -O3 -------------------------------------------------------------------------------
+
+// FusedConv 3x3, stride 1, one group, with at least 16 output tiles of 4x4 and 8 channels
+// each way -> WinogradConv with the weights transformed to F(4x4, 3x3) at compile time.
+void winograd_convs(Graph &g);
+
 // ---- -O1: pattern fusion (passes/fuse_patterns.cpp) -------------------------------------
 
 // Rewrites PyTorch's decomposed LayerNorm over the last axis (ReduceMean, Sub, Pow,

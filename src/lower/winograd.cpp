@@ -1,0 +1,228 @@
+// WinogradConv: a 3x3 stride-1 convolution as F(4x4, 3x3) (Lavin & Gray). Per image:
+//  1. input transform, one parallel task per input channel: the channel's plane is
+//     copied with zero padding, then for every 4x4 output tile the 6x6 input patch d
+//     becomes V = B^T d B; vectors run over L neighbouring tiles of a tile row (each
+//     patch row is two wide loads and `stride_lanes` shuffles);
+//  2. 36 GEMMs Mb[e] = U[e] (M x C, transformed at compile time) x V[e] (C x tiles), with
+//     the register tiles of gemm.h, in parallel over e (tile columns rounded up to whole
+//     vectors: V and Mb rows have slack);
+//  3. output transform, one parallel task per output channel: Y = A^T m A for every
+//     tile, then the FusedConv epilogue (bias, residual, activation, affine) and the store;
+//     partial tiles at the right / bottom edge store element by element.
+#include "graph/conv_attrs.h"
+#include "lower/conv_schedule.h"
+#include "lower/gemm.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+constexpr double kBT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                              {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+constexpr double kAT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+// sum_i coef[i] * v[i], skipping zero coefficients.
+Expr combine(const double *coef, const std::vector<Expr> &v, int n) {
+  Expr s;
+  for (int i = 0; i < n; ++i) {
+    if (coef[i] == 0) continue;
+    Type t = v[i].type();
+    Expr k = t.is_vector() ? Broadcast::make(make_const(t.element(), coef[i]), t.lanes) : make_const(t, coef[i]);
+    Expr term = coef[i] == 1 ? v[i] : coef[i] == -1 ? Expr() : v[i] * k;
+    if (!s.defined()) {
+      s = term.defined() ? term : v[i] * k;
+    } else {
+      s = term.defined() ? s + term : s - v[i];
+    }
+  }
+  return s;
+}
+
+// Binds `values` to fresh variables around the statement that `body` builds from them.
+Stmt let_all(LowerContext &c, const std::vector<Expr> &values, const std::function<Stmt(const std::vector<Expr> &)> &body) {
+  std::vector<std::string> names;
+  std::vector<Expr> vars;
+  for (const Expr &v : values) {
+    names.push_back(c.fresh("w"));
+    vars.push_back(Var::make(v.type(), names.back()));
+  }
+  Stmt s = body(vars);
+  for (size_t i = values.size(); i-- > 0;) s = LetStmt::make(names[i], values[i], s);
+  return s;
+}
+
+}  // namespace
+
+Stmt lower_winograd_conv(LowerContext &c) {
+  const Operand &x = c.in[0], &u = c.in[1], &y = c.out[0];
+  internal_assert(x.dtype == DType::F32 && y.dtype == DType::F32 && x.rank() == 4) << c.node.describe();
+  ConvAttrs a = ConvAttrs::read(c.node, 2, {3, 3});
+  Expr ph, pw, oh_, ow_;
+  a.geometry(0, x.shape[2], oh_, ph);
+  a.geometry(1, x.shape[3], ow_, pw);
+  Expr C = x.shape[1], H = x.shape[2], W = x.shape[3];
+  Expr M = y.shape[1], OH = y.shape[2], OW = y.shape[3];
+  ConvEpilogue e;
+  if (c.has(2)) e.bias = &c.in[2];
+  if (c.has(3)) e.residual = &c.in[3];
+  e.act = Activation::of(c.node);
+  if (c.has(4)) e.post_scale = &c.in[4];
+  if (c.has(5)) e.post_shift = &c.in[5];
+
+  int L = c.opts.opt_level >= 1 ? c.opts.vector_lanes_f32() : 1;
+  internal_assert(L > 1) << c.node.describe() << ": WinogradConv needs vector lanes";
+  Type f = Type::f(32), vt = Type::f(32, L), wide = Type::f(32, 4 * L);
+  Expr TH = (OH + Expr(3)) / Expr(4), TW = (OW + Expr(3)) / Expr(4), T = TH * TW;
+  Expr TS = T + Expr(L);  // row stride of V and Mb: slack for the last vector of tiles
+  Expr NV = (TW + Expr(L - 1)) / Expr(L);
+  Expr PH = TH * Expr(4) + Expr(2), PW = NV * Expr(4 * L) + Expr(4);
+  std::string bn = c.fresh("n"), V = c.fresh("V"), Mb = c.fresh("Mb");
+  Expr vb = Var::make(Type::index(), bn);
+
+  // 1. Input transform.
+  std::string ch = c.fresh("c"), plane = c.fresh("plane"), r = c.fresh("r"), j = c.fresh("j");
+  Expr vc = Var::make(Type::index(), ch), vr = Var::make(Type::index(), r), vj = Var::make(Type::index(), j);
+  Expr ih = vr - ph;
+  Expr lo = min(PW, max(Expr(0), pw)), hi = max(lo, min(PW, pw + W));
+  auto zeros = [&](Expr from, Expr to) {
+    return For::make(j, from, to - from, ForKind::Serial, Store::make(plane, make_zero(f), vr * PW + vj));
+  };
+  Stmt row_copy = Block::make({zeros(Expr(0), lo),
+                               copy_run(c, plane, x.buf, vr * PW + lo, (vb * C + vc) * H * W + ih * W + lo - pw, hi - lo, 1),
+                               zeros(hi, PW)});
+  Stmt fill = For::make(r, Expr(0), PH, ForKind::Serial,
+                        IfThenElse::make(ih >= Expr(0) && ih < H, row_copy, zeros(Expr(0), PW)));
+  std::string th = c.fresh("th"), tv = c.fresh("tv");
+  Expr vth = Var::make(Type::index(), th), vtv = Var::make(Type::index(), tv);
+  std::vector<Expr> loads;
+  for (int rr = 0; rr < 6; ++rr) {
+    Expr base = (vth * Expr(4) + Expr(rr)) * PW + vtv * Expr(4 * L);
+    loads.push_back(Load::make(wide, plane, Ramp::make(base, Expr(1), 4 * L)));
+    loads.push_back(Load::make(wide, plane, Ramp::make(base + Expr(4), Expr(1), 4 * L)));
+  }
+  Stmt tile_in = let_all(c, loads, [&](const std::vector<Expr> &w) {
+    std::vector<Expr> d;  // d[r * 6 + s]: lanes = tiles
+    for (int rr = 0; rr < 6; ++rr) {
+      for (int s = 0; s < 6; ++s) {
+        d.push_back(Call::make(vt, "stride_lanes", {w[rr * 2 + (s < 4 ? 0 : 1)], Expr(s % 4), Expr(4)}));
+      }
+    }
+    return let_all(c, d, [&](const std::vector<Expr> &dv) {
+      std::vector<Expr> tmp;  // tmp[i * 6 + s] = sum_r BT[i][r] d[r][s]
+      for (int i = 0; i < 6; ++i) {
+        for (int s = 0; s < 6; ++s) {
+          std::vector<Expr> col;
+          for (int rr = 0; rr < 6; ++rr) col.push_back(dv[rr * 6 + s]);
+          tmp.push_back(combine(kBT[i], col, 6));
+        }
+      }
+      return let_all(c, tmp, [&](const std::vector<Expr> &tv_) {
+        std::vector<Stmt> st;
+        Expr t0 = vth * TW + vtv * Expr(L);
+        for (int i = 0; i < 6; ++i) {
+          std::vector<Expr> row(tv_.begin() + i * 6, tv_.begin() + i * 6 + 6);
+          for (int jj = 0; jj < 6; ++jj) {
+            Expr idx = ((Expr(i * 6 + jj) * C + vc) * TS) + t0;
+            st.push_back(Store::make(V, combine(kBT[jj], row, 6), Ramp::make(idx, Expr(1), L)));
+          }
+        }
+        return Block::make(st);
+      });
+    });
+  });
+  Stmt tiles_in = For::make(th, Expr(0), TH, ForKind::Serial, For::make(tv, Expr(0), NV, ForKind::Serial, tile_in));
+  Stmt input = For::make(ch, Expr(0), C, ForKind::Parallel,
+                         Allocate::make(plane, f, PH * PW, Block::make({fill, tiles_in})));
+
+  // 2. The 36 GEMMs.
+  std::string en = c.fresh("e");
+  Expr ve = Var::make(Type::index(), en);
+  GemmSpec g;
+  g.a = u.buf;
+  g.a_base = ve * M * C;
+  g.a_sm = C;
+  g.a_sk = Expr(1);
+  g.b = V;
+  g.b_base = ve * C * TS;
+  g.b_sk = TS;
+  g.M = M;
+  g.N = (T + Expr(L - 1)) / Expr(L) * Expr(L);  // whole vectors: the extra columns are slack
+  g.K = C;
+  g.c = Mb;
+  g.c_index = [&](Expr m, Expr n) { return (ve * M + m) * TS + n; };
+  g.epilogue = [&](Expr m, Expr n, Expr v, int lanes) {
+    Expr i = (ve * M + m) * TS + n;
+    return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, Expr(1), lanes));
+  };
+  // One parallel loop over the 36 GEMMs (their own parallel loops then run inline).
+  Stmt gemms = For::make(en, Expr(0), Expr(36), ForKind::Parallel, gemm_tiles(c, g, gemm_tile_for(c.opts)));
+
+  // 3. Output transform and epilogue.
+  std::string mn = c.fresh("m"), th2 = c.fresh("th"), tv2 = c.fresh("tv");
+  Expr vm = Var::make(Type::index(), mn), vth2 = Var::make(Type::index(), th2), vtv2 = Var::make(Type::index(), tv2);
+  Expr t0 = vth2 * TW + vtv2 * Expr(L);
+  std::vector<Expr> mloads;
+  for (int k = 0; k < 36; ++k) mloads.push_back(Load::make(vt, Mb, Ramp::make((Expr(k) * M + vm) * TS + t0, Expr(1), L)));
+  auto finish = [&](Expr v, Expr yidx, int lanes, Expr stride) {
+    auto bc = [&](Expr s) { return lanes == 1 ? s : Broadcast::make(s, lanes); };
+    Expr idx = lanes == 1 ? yidx : Ramp::make(yidx, stride, lanes);
+    if (e.bias) v = v + bc(load(*e.bias, {vm}));
+    if (e.residual) v = v + Load::make(lanes == 1 ? f : vt, e.residual->buf, idx);
+    v = e.act.apply(v);
+    if (e.post_scale) v = v * bc(load(*e.post_scale, {vm}));
+    if (e.post_shift) v = v + bc(load(*e.post_shift, {vm}));
+    return Store::make(y.buf, v, idx);
+  };
+  Stmt tile_out = let_all(c, mloads, [&](const std::vector<Expr> &mv) {
+    std::vector<Expr> tmp;  // tmp[i * 6 + s] = sum_r AT[i][r] m[r][s]
+    for (int i = 0; i < 4; ++i) {
+      for (int s = 0; s < 6; ++s) {
+        std::vector<Expr> col;
+        for (int rr = 0; rr < 6; ++rr) col.push_back(mv[rr * 6 + s]);
+        tmp.push_back(combine(kAT[i], col, 6));
+      }
+    }
+    return let_all(c, tmp, [&](const std::vector<Expr> &tp) {
+      std::vector<Expr> yv;  // yv[i * 4 + jj]
+      for (int i = 0; i < 4; ++i) {
+        std::vector<Expr> row(tp.begin() + i * 6, tp.begin() + i * 6 + 6);
+        for (int jj = 0; jj < 4; ++jj) yv.push_back(combine(kAT[jj], row, 6));
+      }
+      return let_all(c, yv, [&](const std::vector<Expr> &Y) {
+        Expr ybase = (vb * M + vm) * OH * OW;
+        Expr tw0 = vtv2 * Expr(L);
+        std::vector<Stmt> full, part;
+        std::string sp = c.fresh("spill"), ln = c.fresh("lane");
+        Expr vln = Var::make(Type::index(), ln);
+        for (int i = 0; i < 4; ++i) {
+          for (int jj = 0; jj < 4; ++jj) {
+            Expr oh = vth2 * Expr(4) + Expr(i);
+            full.push_back(finish(Y[i * 4 + jj], ybase + oh * OW + tw0 * Expr(4) + Expr(jj), L, Expr(4)));
+            part.push_back(Store::make(sp, Y[i * 4 + jj], Ramp::make(Expr((i * 4 + jj) * L), Expr(1), L)));
+          }
+        }
+        // Edge tiles: element by element, inside the output only.
+        std::vector<Stmt> edge;
+        for (int i = 0; i < 4; ++i) {
+          for (int jj = 0; jj < 4; ++jj) {
+            Expr oh = vth2 * Expr(4) + Expr(i), ow = (tw0 + vln) * Expr(4) + Expr(jj);
+            Stmt one = finish(Load::make(f, sp, Expr((i * 4 + jj) * L) + vln), ybase + oh * OW + ow, 1, Expr(1));
+            edge.push_back(IfThenElse::make(oh < OH && ow < OW, one));
+          }
+        }
+        part.push_back(For::make(ln, Expr(0), min(Expr(L), TW - tw0), ForKind::Serial, Block::make(edge)));
+        Expr inside = (tw0 + Expr(L)) * Expr(4) <= OW && vth2 * Expr(4) + Expr(4) <= OH;
+        return IfThenElse::make(inside, Block::make(full), Allocate::make(sp, f, Expr(16 * L), Block::make(part)));
+      });
+    });
+  });
+  Stmt output = For::make(mn, Expr(0), M, ForKind::Parallel,
+                          For::make(th2, Expr(0), TH, ForKind::Serial, For::make(tv2, Expr(0), NV, ForKind::Serial, tile_out)));
+
+  Stmt per_image = Allocate::make(V, f, Expr(36) * C * TS,
+                                  Allocate::make(Mb, f, Expr(36) * M * TS, Block::make({input, gemms, output})));
+  return For::make(bn, Expr(0), x.shape[0], ForKind::Serial, per_image);
+}
+
+}  // namespace kiln
