@@ -1,0 +1,86 @@
+// WinogradConv (passes/winograd.cpp, lower/winograd.cpp): -O3 turns qualifying 3x3
+// stride-1 convs into F(4x4, 3x3) and must match the -O0 direct convolution within the
+// accuracy the transform costs (relative 1e-4 here; models stay within 1e-4 rel-L2).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "opt_levels.h"
+
+namespace kiln {
+namespace {
+
+using test::compile_at, test::expect_close, test::f32_list, test::random_f32;
+
+struct Case {
+  int c, m, h, w;
+  std::string pads;  // "[t, l, b, r]"
+  bool bias, residual;
+  std::string act;   // "" or an activation op
+};
+
+std::string conv_model(const Case &k, std::mt19937 &rng, int oh, int ow) {
+  std::string s = "model {opset = 13}\ngraph g(%x: f32[2, " + std::to_string(k.c) + ", " + std::to_string(k.h) + ", " +
+                  std::to_string(k.w) + "]";
+  if (k.residual) s += ", %z: f32[2, " + std::to_string(k.m) + ", " + std::to_string(oh) + ", " + std::to_string(ow) + "]";
+  s += ") {\n";
+  s += "  init %w: f32[" + std::to_string(k.m) + ", " + std::to_string(k.c) + ", 3, 3] = " +
+       f32_list(random_f32({k.m, k.c, 3, 3}, rng, -0.3f, 0.3f)) + "\n";
+  if (k.bias) s += "  init %b: f32[" + std::to_string(k.m) + "] = " + f32_list(random_f32({k.m}, rng)) + "\n";
+  s += "  %y: ? = Conv(%x, %w" + std::string(k.bias ? ", %b" : "") + ") {kernel_shape = [3, 3], pads = " + k.pads +
+       ", strides = [1, 1]}\n";
+  std::string last = "%y";
+  if (k.residual) {
+    s += "  %r: ? = Add(%y, %z)\n";
+    last = "%r";
+  }
+  if (!k.act.empty()) {
+    s += "  %a: ? = " + k.act + "(" + last + ")\n";
+    last = "%a";
+  }
+  return s + "  return " + last + "\n}\n";
+}
+
+void check(const Case &k, int oh, int ow) {
+  std::mt19937 rng(7);
+  std::string text = conv_model(k, rng, oh, ow);
+  std::map<std::string, Tensor> in = {{"x", random_f32({2, k.c, k.h, k.w}, rng, -1, 1)}};
+  if (k.residual) in["z"] = random_f32({2, k.m, oh, ow}, rng, -1, 1);
+  auto o3 = compile_at(text, 3);
+  bool winograd = false;
+  for (auto &n : o3->graph().nodes) winograd |= n->kind == OpKind::WinogradConv;
+  EXPECT_TRUE(winograd) << "the conv was not turned into WinogradConv";
+  auto ref = compile_at(text, 0)->run(in);
+  for (const char *target : {"native", "x86-64-v3"}) {
+    if (std::string(target) != "native" && Jit::host_features().find("+avx2") == std::string::npos) continue;
+    auto got = compile_at(text, 3, target);
+    got->run(in);  // the second run uses the planned arena
+    auto out = got->run(in);
+    expect_close(ref[0], out[0], 1e-4, 2e-4, target);
+  }
+}
+
+TEST(Winograd, WholeTilesSamePadding) { check({16, 24, 32, 32, "[1, 1, 1, 1]", true, false, ""}, 32, 32); }
+
+TEST(Winograd, EdgeTilesAndOddSizes) {
+  // 19x23 outputs: partial tiles on the right and bottom, tile rows not a whole vector.
+  check({9, 13, 19, 23, "[1, 1, 1, 1]", false, false, ""}, 19, 23);
+}
+
+TEST(Winograd, NoPaddingAsymmetricPadding) {
+  check({8, 8, 20, 37, "[0, 0, 0, 0]", true, false, ""}, 18, 35);
+  check({8, 16, 20, 21, "[2, 0, 1, 1]", true, false, ""}, 21, 20);
+}
+
+TEST(Winograd, FusedEpilogue) { check({12, 20, 17, 40, "[1, 1, 1, 1]", true, true, "Relu"}, 17, 40); }
+
+TEST(Winograd, SmallConvsStayDirect) {
+  // 7x7 outputs are only 4 tiles: no Winograd.
+  std::mt19937 rng(1);
+  std::string text = conv_model({16, 16, 7, 7, "[1, 1, 1, 1]", false, false, ""}, rng, 7, 7);
+  auto cm = compile_at(text, 3);
+  for (auto &n : cm->graph().nodes) EXPECT_NE(n->kind, OpKind::WinogradConv);
+}
+
+}  // namespace
+}  // namespace kiln
