@@ -22,7 +22,7 @@ CompiledModel::~CompiledModel() = default;
 std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const CompileOptions &opts) {
   std::unique_ptr<CompiledModel> cm(new CompiledModel());
   cm->model_ = std::move(model);
-  cm->jit_ = std::make_unique<Jit>(opts.target);
+  cm->jit_ = std::make_unique<Jit>(opts.target, opts.kernel_cache);
   cm->jit_mutex_ = std::make_unique<std::mutex>();
   auto t0 = std::chrono::steady_clock::now();
   run_pipeline(cm->model_, opts, *cm->jit_, cm->stats_);
@@ -44,6 +44,8 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
   auto fns = cm->jit_->compile(kernels);
   cm->runner_->bind(fns);
   cm->stats_.seconds_llvm = seconds_since(t0);
+  cm->stats_.kernel_cache_hits = cm->jit_->cache_stats().hits;
+  cm->stats_.kernel_cache_misses = cm->jit_->cache_stats().misses;
   if (opts.progress) std::cerr << "[kiln] LLVM done in " << cm->stats_.seconds_llvm << " s\n";
   return cm;
 }

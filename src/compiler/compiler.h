@@ -20,6 +20,7 @@ struct CompileOptions {
   std::map<std::string, std::vector<int64_t>> input_shapes;
   std::string print_after;  // pass name whose output IR is printed to stderr ("all" for every pass)
   bool progress = false;    // progress lines on stderr
+  bool kernel_cache = true;  // reuse compiled kernels from disk (codegen/kernel_cache.h)
 };
 
 struct CompileStats {
@@ -27,6 +28,9 @@ struct CompileStats {
   size_t kernels = 0;         // distinct compiled kernels
   size_t nodes = 0;           // nodes after graph passes
   size_t folded = 0;          // nodes removed by constant folding
+  // Object groups (of the model's kernels and of constant folding) loaded from the kernel
+  // cache, and compiled with LLVM because they were not there. Zero with the cache off.
+  size_t kernel_cache_hits = 0, kernel_cache_misses = 0;
 };
 
 class GraphRunner;

@@ -506,7 +506,10 @@ KernelFn GraphRunner::specialize(const Step &s, const std::vector<const Tensor *
       s.value_inputs.insert(needed);
       continue;
     }
-    auto fns = jit_.compile({spec->kernel});
+    // Specializations are named after this run's step addresses: never worth caching.
+    JitOptions jo;
+    jo.kernel_cache = false;
+    auto fns = jit_.compile({spec->kernel}, jo);
     s.cache[key] = {fns.at(name), {}};
     return fns.at(name);
   }

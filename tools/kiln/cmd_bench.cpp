@@ -33,8 +33,11 @@ const char *kHelp =
     "  -O0 .. -O3            optimization level (default -O3; -O0 is the naive reference)\n"
     "  --target T            native (default), x86-64-v3 (AVX2) or x86-64-v4 (AVX-512)\n"
     "  --profile             after timing, the time per node and per op kind (top 25)\n"
+    "  --no-cache            compile every kernel with LLVM, without the kernel cache\n"
+    "                        (${KILN_CACHE:-~/.cache/kiln}/kernels; KILN_KERNEL_CACHE=0 also\n"
+    "                        turns it off)\n"
     "  --json                one line: {\"model\", \"median_ms\", \"min_ms\", \"p90_ms\",\n"
-    "                        \"samples_ms\", ...}\n"
+    "                        \"samples_ms\", \"compile_s\", \"kernel_cache_hits\", ...}\n"
     "  --help                this text\n";
 
 int positive_int(const std::string &text, const std::string &opt, int def, int lo) {
@@ -93,7 +96,7 @@ void print_profile(const CompiledModel &cm, const std::map<std::string, Tensor> 
 
 int cmd_bench(int argc, char **argv) {
   Args a = parse_args(argc, argv, 2, {"--shape", "--input", "--threads", "--warmup", "--iterations", "--target"},
-                      {"--json", "--profile", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
+                      {"--json", "--profile", "--no-cache", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
     return 0;
@@ -105,6 +108,7 @@ int cmd_bench(int argc, char **argv) {
     if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
   }
   if (!a.get("--target").empty()) opts.target = a.get("--target");
+  opts.kernel_cache = !a.flag("--no-cache");
   for (auto &s : a.all("--shape")) {
     auto [name, dims] = split_pair(s, "--shape");
     opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
@@ -140,7 +144,9 @@ int cmd_bench(int argc, char **argv) {
   if (a.flag("--json")) {
     nlohmann::json j = {{"model", a.positional[0]}, {"median_ms", median}, {"min_ms", ms.front()}, {"p90_ms", p90},
                         {"iterations", iterations}, {"threads", num_threads()}, {"compile_s", compile_s},
-                        {"opt_level", opts.opt_level}, {"target", opts.target}, {"samples_ms", samples}};
+                        {"opt_level", opts.opt_level}, {"target", opts.target}, {"samples_ms", samples},
+                        {"kernel_cache_hits", cm->stats().kernel_cache_hits},
+                        {"kernel_cache_misses", cm->stats().kernel_cache_misses}};
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "cli_args.h"
+#include "codegen/kernel_cache.h"
 #include "commands.h"
 #include "compiler/compiler.h"
 #include "onnx/importer.h"
@@ -37,6 +38,9 @@ const char *kHelp =
     "  --target T              native (default), x86-64-v3 (AVX2) or x86-64-v4 (AVX-512)\n"
     "  --repeat N              run N times (default 1); outputs and timing of the last run\n"
     "  --print-after PASS      print the Graph IR after PASS (or 'all') to stderr\n"
+    "  --no-cache              compile every kernel with LLVM, without the kernel cache\n"
+    "                          (${KILN_CACHE:-~/.cache/kiln}/kernels; KILN_KERNEL_CACHE=0\n"
+    "                          also turns it off)\n"
     "  --json                  one JSON object on stdout: outputs and timings\n"
     "  -v, --verbose           progress of each compile step on stderr\n"
     "  --help                  this text\n";
@@ -89,7 +93,7 @@ Summary summarize(const Tensor &t) {
 int cmd_run(int argc, char **argv) {
   Args a = parse_args(argc, argv, 2, {"--input", "--shape", "--output-dir", "--seed", "--threads", "--print-after", "--target",
                                             "--repeat"},
-                      {"--json", "--help", "-h", "-O0", "-O1", "-O2", "-O3", "--verbose", "-v"});
+                      {"--json", "--no-cache", "--help", "-h", "-O0", "-O1", "-O2", "-O3", "--verbose", "-v"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
     return 0;
@@ -110,6 +114,7 @@ int cmd_run(int argc, char **argv) {
   }
   opts.print_after = a.get("--print-after");
   opts.progress = a.flag("--verbose") || a.flag("-v");
+  opts.kernel_cache = !a.flag("--no-cache");
   for (auto &s : a.all("--shape")) {
     auto [name, dims] = split_pair(s, "--shape");
     opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
@@ -137,6 +142,16 @@ int cmd_run(int argc, char **argv) {
   Model m = load_onnx(a.positional[0]);
   std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (opts.progress) {
+    const CompileStats &st = cm->stats();
+    std::string dir = opts.kernel_cache ? kernel_cache_dir() : "";
+    if (dir.empty()) {
+      std::fprintf(stderr, "[kiln] kernel cache: off\n");
+    } else {
+      std::fprintf(stderr, "[kiln] kernel cache %s: %zu object groups loaded, %zu compiled\n", dir.c_str(),
+                   st.kernel_cache_hits, st.kernel_cache_misses);
+    }
+  }
 
   std::mt19937_64 rng(seed);
   for (const Value *v : cm->graph().inputs) {
