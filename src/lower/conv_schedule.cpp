@@ -35,10 +35,17 @@ Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, E
   Type f = Type::f(32), vt = Type::f(32, vl);
   std::string v = c.fresh("v"), t = c.fresh("t");
   Expr vv = Var::make(Type::index(), v), vtail = Var::make(Type::index(), t);
-  Expr nvec = len / Expr(vl);
+  // A strided source: one contiguous load of vl*stride elements, then every stride-th
+  // lane. It reads stride-1 elements past the vector's last one, so the final vector of
+  // the run is left to the scalar tail (never reading past the run's last element).
+  Expr nvec = stride == 1 ? len / Expr(vl) : max(len - Expr(1), Expr(0)) / Expr(vl);
   Expr vsrc = src + vv * Expr(vl * stride), vdst = dst + vv * Expr(vl);
-  Stmt vec = For::make(v, Expr(0), nvec, ForKind::Serial,
-                       Store::make(panel, Load::make(vt, x, Ramp::make(vsrc, Expr(stride), vl)), Ramp::make(vdst, Expr(1), vl)));
+  Expr value = stride == 1 ? Load::make(vt, x, Ramp::make(vsrc, Expr(1), vl))
+                           : Call::make(vt, "stride_lanes",
+                                        {Load::make(Type::f(32, vl * static_cast<int>(stride)), x,
+                                                    Ramp::make(vsrc, Expr(1), vl * static_cast<int>(stride))),
+                                         Expr(0), Expr(stride)});
+  Stmt vec = For::make(v, Expr(0), nvec, ForKind::Serial, Store::make(panel, value, Ramp::make(vdst, Expr(1), vl)));
   Stmt tail = For::make(t, nvec * Expr(vl), len - nvec * Expr(vl), ForKind::Serial,
                         Store::make(panel, Load::make(f, x, src + vtail * Expr(stride)), dst + vtail));
   return Block::make({vec, tail});
@@ -57,7 +64,7 @@ struct Geom {
 // n = output pixel (oh, ow). The panel's columns cover a few output rows; each row piece
 // is a zero / copy / zero run along ow, so the copy is a plain strided loop.
 Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std::string &panel, Expr n0, int nw,
-                     Expr x_base, Expr K) {
+                     Expr x_base, Expr k0, Expr klen) {
   const std::string &x = c.in[0].buf;
   Type f = Type::f(32);
   Expr N = gm.OH * gm.OW, HW = gm.H * gm.W;
@@ -65,10 +72,10 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
   std::string kn = c.fresh("k"), j = c.fresh("j");
   Expr vk = Var::make(Type::index(), kn), vj = Var::make(Type::index(), j);
   Stmt pad_cols = For::make(j, n_valid, Expr(nw) - n_valid, ForKind::Serial,
-                            Store::make(panel, make_zero(f), vk * Expr(nw) + vj));
+                            Store::make(panel, make_zero(f), (vk - k0) * Expr(nw) + vj));
   Stmt fill;
   if (pointwise) {
-    fill = copy_run(c, panel, x, vk * Expr(nw), x_base + vk * HW + n0, n_valid, 1);
+    fill = copy_run(c, panel, x, (vk - k0) * Expr(nw), x_base + vk * HW + n0, n_valid, 1);
   } else {
     int64_t taps = gm.kh * gm.kw;
     Expr ic = vk / Expr(taps), r = vk % Expr(taps);
@@ -82,9 +89,9 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
     Expr off = kx * Expr(gm.dw) - gm.pw, s = Expr(gm.sw);
     Expr v_lo = min(ow_b, max(ow_a, (Expr(0) - off + s - Expr(1)) / s));
     Expr v_hi = min(ow_b, max(v_lo, (gm.W - off + s - Expr(1)) / s));
-    Expr dst = vk * Expr(nw) + row * gm.OW + vow - n0;
+    Expr dst = (vk - k0) * Expr(nw) + row * gm.OW + vow - n0;
     auto zeros = [&](Expr a, Expr b) { return For::make(ow, a, b - a, ForKind::Serial, Store::make(panel, make_zero(f), dst)); };
-    Expr dst0 = vk * Expr(nw) + row * gm.OW + v_lo - n0;
+    Expr dst0 = (vk - k0) * Expr(nw) + row * gm.OW + v_lo - n0;
     Expr src0 = x_base + ic * HW + ih * gm.W + v_lo * s + off;
     Stmt copy = copy_run(c, panel, x, dst0, src0, v_hi - v_lo, gm.sw);
     Expr row_ok = ih >= Expr(0) && ih < gm.H;
@@ -92,7 +99,7 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
     Expr segs = (Expr(nw) + gm.OW - Expr(1)) / gm.OW + Expr(1);
     fill = For::make(sg, Expr(0), segs, ForKind::Serial, piece);
   }
-  return For::make(kn, Expr(0), K, ForKind::Serial, Block::make({fill, pad_cols}));
+  return For::make(kn, k0, klen, ForKind::Serial, Block::make({fill, pad_cols}));
 }
 
 Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e) {
@@ -194,9 +201,10 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     Expr mc = vg * Mg + m;
     return conv_epilogue(e, y, (vb * M + mc) * N + n, mc, v, lanes);
   };
-  Stmt gemm = gemm_packed_tiles(c, g, gemm_tile_for(c.opts), [&](const std::string &panel, Expr n0, int nw) {
-    return pack_conv_panel(c, gm, pointwise, panel, n0, nw, x_base, K);
-  });
+  Stmt gemm = gemm_packed_tiles(c, g, gemm_tile_for(c.opts),
+                                [&](const std::string &panel, Expr n0, int nw, Expr k0, Expr klen) {
+                                  return pack_conv_panel(c, gm, pointwise, panel, n0, nw, x_base, k0, klen);
+                                });
   return For::make(bn, Expr(0), y.shape[0], ForKind::Serial,
                    For::make(gn, Expr(0), Expr(a.group), ForKind::Serial, gemm));
 }

@@ -188,14 +188,40 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, c
   Expr p = vt / Expr(chunks), ch = vt % Expr(chunks);
   Expr n0 = p * Expr(nw);
   Expr n_valid = min(Expr(nw), g.N - n0);
-  BSource bs{panel, Expr(0), Expr(nw), Expr(0)};
   Expr m_lo = ch * mt / Expr(chunks), m_hi = (ch + Expr(1)) * mt / Expr(chunks);
+  // A long reduction packs and runs the panel in blocks of kKc rows (the panel block and
+  // the tiles' rows of A stay in L1 / L2); partial sums wait in a per-item buffer.
+  constexpr int64_t kKc = 256;
+  auto *kconst = g.K.as<IntImm>();
+  int64_t nkb = kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
+  int64_t kc = nkb > 1 ? (kconst->value + nkb - 1) / nkb : 0;
+  std::string kbn = c.fresh("kb"), part = c.fresh("part");
+  Expr vkb = Var::make(Type::index(), kbn);
+  Expr k0 = nkb > 1 ? vkb * Expr(kc) : Expr(0), klen = nkb > 1 ? min(Expr(kc), g.K - k0) : g.K;
+  KBlock kb{k0, klen, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
+  GemmSpec gp = g;
+  Expr row_base = m_lo * Expr(tl.mr), rows_here = (m_hi - m_lo) * Expr(tl.mr) + (g.M - mt * Expr(tl.mr));
+  if (nkb > 1) {
+    kb.first = vkb == Expr(0);
+    kb.last = vkb == Expr(nkb - 1);
+    gp.c = part;
+    gp.c_index = [row_base, n0, nw](Expr m, Expr n) { return (m - row_base) * Expr(nw) + (n - n0); };
+  }
+  BSource bs{panel, Expr(0) - k0 * Expr(nw), Expr(nw), Expr(0)};
   Stmt rows = For::make(mi, m_lo, m_hi - m_lo, ForKind::Serial,
-                        tile(c, g, bs, vmi * Expr(tl.mr), n0, tl.mr, tl.nv, tl.vl, n_valid));
+                        tile(c, gp, bs, vmi * Expr(tl.mr), n0, tl.mr, tl.nv, tl.vl, n_valid, kb));
   Stmt tail = For::make(ri, mt * Expr(tl.mr), g.M - mt * Expr(tl.mr), ForKind::Serial,
-                        tile(c, g, bs, vri, n0, 1, tl.nv, tl.vl, n_valid));
+                        tile(c, gp, bs, vri, n0, 1, tl.nv, tl.vl, n_valid, kb));
   if (chunks > 1) tail = IfThenElse::make(ch == Expr(chunks - 1), tail);
-  Stmt body = Allocate::make(panel, Type::f(32), g.K * Expr(nw), Block::make({pack(panel, n0, nw), rows, tail}));
+  Stmt step = Block::make({pack(panel, n0, nw, k0, klen), rows, tail});
+  Stmt body;
+  if (nkb > 1) {
+    body = Allocate::make(panel, Type::f(32), Expr(kc * nw),
+                          Allocate::make(part, Type::f(32), rows_here * Expr(nw),
+                                         For::make(kbn, Expr(0), Expr(nkb), ForKind::Serial, step)));
+  } else {
+    body = Allocate::make(panel, Type::f(32), g.K * Expr(nw), step);
+  }
   return For::make(t, Expr(0), panels * Expr(chunks), ForKind::Parallel, body);
 }
 

@@ -41,9 +41,10 @@ GemmTile gemm_tile_for(const LowerOptions &o);
 Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
 
 // The same GEMM with B packed per panel of nv*vl columns: each parallel work item fills
-// a K x nw panel (columns beyond N zero) with `pack(panel, n0, nw)` -- for a conv, the
-// panel's slice of the im2col matrix -- and runs its row tiles on it from cache.
-using PackPanel = std::function<Stmt(const std::string &panel, Expr n0, int nw)>;
+// rows k0 .. k0+klen-1 of its panel (panel[(k - k0) * nw + j] = B(k, n0 + j), columns
+// beyond N zero) with `pack(panel, n0, nw, k0, klen)` -- for a conv, the panel's slice of
+// the im2col matrix -- and runs its row tiles on it from cache; a long K goes in blocks.
+using PackPanel = std::function<Stmt(const std::string &panel, Expr n0, int nw, Expr k0, Expr klen)>;
 Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, const PackPanel &pack);
 
 // Activation applied in a fused epilogue; works on scalars and vectors.
