@@ -4,6 +4,7 @@
 #include "codegen/jit.h"
 #include "compiler/compiler.h"
 #include "graph/printer.h"
+#include "lower/gemm.h"
 #include "passes/passes.h"
 #include "support/error.h"
 
@@ -70,6 +71,15 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, CompileStats &sta
   if (o.opt_level >= 3) {
     // O3: Winograd for 3x3 stride-1 convs.
     run_pass("winograd", m, o, [](Graph &g) { winograd_convs(g); });
+    run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
+  }
+  if (o.opt_level >= 2) {
+    // O2: weights packed for the target's GEMM tiles (last: it needs the final convs).
+    LowerOptions lo;
+    lo.opt_level = o.opt_level;
+    lo.vector_bits = jit.vector_bits();
+    int mr = gemm_tile_for(lo).mr;
+    run_pass("pack-weights", m, o, [mr](Graph &g) { pack_conv_weights(g, mr); });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
   stats.nodes = m.graph->nodes.size();

@@ -194,6 +194,9 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   g.a_base = vg * Mg * K;
   g.a_sm = K;
   g.a_sk = Expr(1);
+  g.a_packed_mr = static_cast<int>(c.node.attr_i("packed_mr", 0));
+  internal_assert(g.a_packed_mr == 0 || g.a_packed_mr == gemm_tile_for(c.opts).mr)
+      << c.node.describe() << ": weights packed for " << g.a_packed_mr << "-row tiles";
   g.M = Mg;
   g.N = N;
   g.K = K;

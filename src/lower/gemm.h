@@ -14,9 +14,12 @@
 namespace kiln {
 
 struct GemmSpec {
-  // A(m, k) = a[a_base + m * a_sm + k * a_sk]
+  // A(m, k) = a[a_base + m * a_sm + k * a_sk]; or, when a_packed_mr > 0, rows packed in
+  // blocks of a_packed_mr (passes/pack_weights.cpp; a_sm must be K, a_sk 1):
+  // A(b * mr + i, k) = a[a_base + (b * mr) * K + k * mr + i] for whole blocks.
   std::string a;
   Expr a_base, a_sm, a_sk;
+  int a_packed_mr = 0;
   // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n.
   std::string b;
   Expr b_base, b_sk;

@@ -42,6 +42,12 @@ void fold_batchnorm(Graph &g);
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
 
+// ---- -O2 -------------------------------------------------------------------------------
+
+// The weights of FusedConvs that run as GEMMs, packed for register tiles of `mr` rows
+// (see pack_weights.cpp); marks the node with `packed_mr`.
+void pack_conv_weights(Graph &g, int mr);
+
 // ---- -O3 -------------------------------------------------------------------------------
 
 // FusedConv 3x3, stride 1, one group, with at least 16 output tiles of 4x4 and 8 channels

@@ -1,0 +1,46 @@
+// Conv weights packed at compile time for the GEMM tiles (lower/gemm.cpp): within each
+// group, rows (output channels) in blocks of `mr` are stored k-major,
+//   W'[block][k][i] = W[block * mr + i][k]     (k = input channel x kernel tap),
+// so a tile's mr broadcasts of A per k are one contiguous 4*mr-byte read instead of mr
+// strided streams. Rows of a last partial block stay row-major after the blocks, so the
+// tensor keeps its shape and size. The node records `packed_mr`.
+#include "passes/passes.h"
+#include "passes/rewrite.h"
+
+namespace kiln {
+
+void pack_conv_weights(Graph &g, int mr) {
+  for (auto &n : g.nodes) {
+    if (n->kind != OpKind::FusedConv || n->has_attr("packed_mr")) continue;
+    const Tensor *w = f32_constant(n->input(1));
+    const Value *x = n->input(0), *y = n->output(0);
+    if (!w || (w->rank() != 3 && w->rank() != 4) || !x->has_shape || x->dtype != DType::F32 ||
+        !y->has_shape || y->dtype != DType::F32) {
+      continue;
+    }
+    int64_t group = n->attr_i("group", 1), M = w->shape()[0];
+    int64_t K = w->numel() / M, Mg = M / group;
+    if (M % group != 0 || (w->shape()[1] == 1 && Mg == 1)) continue;  // depthwise: not a GEMM
+    Tensor p(DType::F32, w->shape());
+    const float *src = w->as<float>();
+    float *dst = p.as<float>();
+    for (int64_t gi = 0; gi < group; ++gi) {
+      const float *gs = src + gi * Mg * K;
+      float *gd = dst + gi * Mg * K;
+      int64_t blocks = Mg / mr;
+      for (int64_t b = 0; b < blocks; ++b) {
+        for (int64_t k = 0; k < K; ++k) {
+          for (int i = 0; i < mr; ++i) gd[(b * K + k) * mr + i] = gs[(b * mr + i) * K + k];
+        }
+      }
+      for (int64_t r = blocks * mr; r < Mg; ++r) {
+        for (int64_t k = 0; k < K; ++k) gd[r * K + k] = gs[r * K + k];
+      }
+    }
+    n->inputs[1] = add_constant(g, n->input(1)->name + "_packed", std::move(p));
+    n->attrs["packed_mr"].kind = Attribute::Kind::Int;
+    n->attrs["packed_mr"].i = mr;
+  }
+}
+
+}  // namespace kiln
