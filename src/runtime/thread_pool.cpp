@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -13,22 +12,7 @@ namespace kiln {
 
 namespace {
 
-// Spins for up to ~50 us while `ready` is false (a model runs many short parallel loops
-// back to back; sleeping on the condition variable between them costs a wake-up each).
-template <typename F>
-void spin_until(F ready) {
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0;; ++i) {
-    if (ready()) return;
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50)) return;
-  }
-}
-
-// Workers wait for a job (spinning briefly, then sleeping); the caller participates, so
-// N threads = N-1 workers + caller.
+// Workers wait for a job; the caller participates, so N threads = N-1 workers + caller.
 class ThreadPool {
  public:
   explicit ThreadPool(int n) { resize(n); }
@@ -39,7 +23,6 @@ class ThreadPool {
   void resize(int n) {
     stop();
     stopping_ = false;
-    stopping_flag_.store(false);
     for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
   }
 
@@ -61,11 +44,10 @@ class ThreadPool {
       chunks_ = chunks;
       next_.store(0);
       done_.store(0);
-      generation_.fetch_add(1);
+      ++generation_;
     }
     cv_.notify_all();
     work();
-    spin_until([&] { return done_.load() == chunks; });
     std::unique_lock<std::mutex> l(m_);
     done_cv_.wait(l, [&] { return done_.load() == chunks_; });
     fn_ = nullptr;
@@ -91,7 +73,6 @@ class ThreadPool {
   void loop() {
     uint64_t seen = 0;
     for (;;) {
-      spin_until([&] { return generation_.load() != seen || stopping_flag_.load(); });
       {
         std::unique_lock<std::mutex> l(m_);
         cv_.wait(l, [&] { return stopping_ || (generation_ != seen && fn_ != nullptr); });
@@ -106,7 +87,6 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> g(m_);
       stopping_ = true;
-      stopping_flag_.store(true);
     }
     cv_.notify_all();
     for (auto &t : workers_) t.join();
@@ -119,9 +99,8 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)> *fn_ = nullptr;
   int64_t begin_ = 0, end_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0}, done_{0};
-  std::atomic<uint64_t> generation_{0};
+  uint64_t generation_ = 0;
   bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};  // stopping_, readable while spinning
   static thread_local bool in_job_;
 };
 
