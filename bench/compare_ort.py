@@ -181,6 +181,64 @@ def bench_model(key, label, rel_path, shape, target, opts):
 
 
 # ---------------------------------------------------------------------------------------
+# ResNet-50: peak memory and thread scaling
+
+def peak_rss_kb(cmd):
+    """Peak resident set of a command, from GNU time's %M (KiB)."""
+    out = subprocess.run(["/usr/bin/time", "-f", "__RSS__ %M"] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RunError(f"{' '.join(cmd[:3])} failed: {out.stderr.strip()[-300:]}")
+    for line in out.stderr.splitlines():
+        if line.startswith("__RSS__ "):
+            return int(line.split()[1])
+    raise RunError("no peak RSS from /usr/bin/time")
+
+
+def resnet50_section(opts):
+    model = os.path.join(MODELS_DIR, "torch/resnet50.onnx")
+    if not os.path.exists(model) or not os.path.exists("/usr/bin/time"):
+        return None
+    work = os.path.join(WORK, "models", "resnet50")
+    os.makedirs(work, exist_ok=True)
+    npy = os.path.join(work, "input.npy")
+    write_input(npy, (1, 3, 224, 224), "f32")
+    spec = f"input={npy}"
+    res = {}
+    try:
+        res["kiln_rss_kb"] = peak_rss_kb([KILN, "bench", model, "--input", spec, "--iterations", "5", "--json"])
+        res["ort_rss_kb"] = peak_rss_kb(["node", ORT_RUN, model, "--input", spec, "--iterations", "5", "--json"])
+        t1, t2 = [], []
+        for _ in range(max(3, opts.rounds)):
+            for threads, acc in ((1, t1), (2, t2)):
+                k = last_json_line(kiln(["bench", model, "--input", spec, "--iterations", str(opts.iterations),
+                                         "--warmup", str(opts.warmup), "--threads", str(threads), "--json"]))
+                acc += k.get("samples_ms", [k["median_ms"]])
+        res["ms_1_thread"], res["ms_2_threads"] = statistics.median(t1), statistics.median(t2)
+        log(f"resnet50: peak RSS kiln {res['kiln_rss_kb'] / 1024:.0f} MiB, ORT {res['ort_rss_kb'] / 1024:.0f} MiB; "
+            f"1 thread {res['ms_1_thread']:.1f} ms, 2 threads {res['ms_2_threads']:.1f} ms")
+    except RunError as e:
+        res["error"] = str(e)
+        log(f"resnet50 resources: {e}")
+    return res
+
+
+def resnet50_lines(r):
+    if not r:
+        return []
+    if "error" in r:
+        return ["", "## ResNet-50: memory and threads", "", f"error: {r['error']}"]
+    return ["", "## ResNet-50: memory and threads", "",
+            "| measure | kiln | ONNX Runtime | ratio | target |", "|---|---:|---:|---:|---|",
+            f"| peak RSS, whole process (compile + 5 runs) | {r['kiln_rss_kb'] / 1024:.0f} MiB | "
+            f"{r['ort_rss_kb'] / 1024:.0f} MiB | {r['kiln_rss_kb'] / r['ort_rss_kb']:.2f} | ≤ 1.2 |",
+            "", "| kiln threads | median ms | speed-up | target |", "|---:|---:|---:|---|",
+            f"| 1 | {r['ms_1_thread']:.1f} | 1.00 | |",
+            f"| 2 | {r['ms_2_threads']:.1f} | {r['ms_1_thread'] / r['ms_2_threads']:.2f} | ≥ 1.8 |",
+            "", "Peak RSS from GNU time (`%M`) around `kiln bench` and `ort_run.js` (which includes "
+            "Node.js itself). Thread scaling: interleaved rounds of `kiln bench --threads 1` and `--threads 2`."]
+
+
+# ---------------------------------------------------------------------------------------
 # FMA peak and GEMM
 
 def build_fma_peak():
@@ -352,7 +410,7 @@ def write_chart(rows, png, title):
     return True
 
 
-def write_report(opts, mach, rows, gemm, ort_version, kiln_target):
+def write_report(opts, mach, rows, gemm, ort_version, kiln_target, r50res=None):
     intro = default_intro()
     if os.path.exists(opts.output):
         with open(opts.output) as f:
@@ -391,6 +449,7 @@ def write_report(opts, mach, rows, gemm, ort_version, kiln_target):
               "`bench/make_gemm_models.py`; GFLOP/s = 2·M·N·K / median time; % of the FMA probe's "
               "peak at the same thread count. Timed like the models (interleaved rounds).", ""]
         L += gemm_table(gemm)
+    L += resnet50_lines(r50res)
     ctab = compile_table(rows)
     if len(ctab) > 2:
         r50 = next((r for r in rows if r["key"] == "resnet50" and r.get("compile_s")), None)
@@ -451,14 +510,15 @@ def main(argv):
         f"(+{opts.warmup} warm-up), models: {', '.join(opts.models)}")
     rows = [bench_model(*m, opts) for m in MODELS if m[0] in opts.models]
     gemm = gemm_section(opts) if GEMM_KEY in opts.models else None
+    r50res = resnet50_section(opts) if "resnet50" in opts.models else None
     timed = [r for r in rows + (gemm["rows"] if gemm else []) if r.get("ort_version")]
     ort_version = timed[0]["ort_version"] if timed else "unknown"
     kiln_target = (timed[0].get("kiln_target") if timed else None) or "native"
     os.makedirs(WORK, exist_ok=True)
     with open(os.path.join(WORK, "compare_ort.json"), "w") as f:
         json.dump({"machine": mach, "options": {k: v for k, v in vars(opts).items()}, "models": rows,
-                   "gemm": gemm, "ort_version": ort_version}, f, indent=1)
-    write_report(opts, mach, rows, gemm, ort_version, kiln_target)
+                   "gemm": gemm, "resnet50": r50res, "ort_version": ort_version}, f, indent=1)
+    write_report(opts, mach, rows, gemm, ort_version, kiln_target, r50res)
     print("\n".join(model_table(rows)))
     if gemm:
         print()

@@ -1,0 +1,239 @@
+// The -O1 conv schedules (lower/conv_schedule.cpp) against -O0, with constant weights
+// (so Conv is a FusedConv at -O1): the GEMM on packed im2col panels (3x3, 7x7, strides,
+// dilation, groups, asymmetric and automatic pads, 1-D, batches, outputs narrower than a
+// vector, few panels with rows split across work items), the pointwise row copies, the
+// depthwise rows from a zero-padded plane (strided rows through stride_lanes; output
+// widths that leave vector tails), and ConvTranspose with stride == kernel as a GEMM
+// scattering to its outputs (other ConvTransposes keep the reference).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "opt_levels.h"
+
+namespace kiln {
+namespace {
+
+using test::compile_at, test::expect_close, test::f32_list, test::random_f32;
+
+std::string dims(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// One conv of a model: constant weights of shape `w` (and a bias), ONNX attributes.
+struct ConvSpec {
+  std::vector<int64_t> w;
+  std::string attrs;
+  bool bias = true;
+  std::string op = "Conv";
+};
+
+// Convs on one input.
+struct ConvGroup {
+  std::vector<int64_t> x;
+  std::vector<ConvSpec> convs;
+};
+
+// A model of one input %x<g> per group and one conv of it per spec, each returned: the
+// n-th conv (counting across groups) is node @y<n> making %y<n>.
+std::string conv_model(const std::vector<ConvGroup> &groups, std::mt19937 &rng) {
+  std::string params, inits, body, ret;
+  int id = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::string x = "%x" + std::to_string(g);
+    params += (params.empty() ? "" : ", ") + x + ": f32" + dims(groups[g].x);
+    for (const ConvSpec &c : groups[g].convs) {
+      std::string n = std::to_string(id++);
+      // ConvTranspose's weights are [Cin, Cout / group, ...]; Conv's [Cout, Cin / group, ...].
+      int64_t cout = c.op == "Conv" ? c.w[0] : c.w[1];
+      inits += "  init %w" + n + ": f32" + dims(c.w) + " = " + f32_list(random_f32(c.w, rng, -1, 1)) + "\n";
+      std::string args = x + ", %w" + n;
+      if (c.bias) {
+        inits += "  init %b" + n + ": f32" + dims({cout}) + " = " + f32_list(random_f32({cout}, rng, -1, 1)) + "\n";
+        args += ", %b" + n;
+      }
+      body += "  %y" + n + ": ? = " + c.op + "(" + args + ") @y" + n + " {" + c.attrs + "}\n";
+      ret += (ret.empty() ? "%y" : ", %y") + n;
+    }
+  }
+  return "model {opset = 13}\ngraph g(" + params + ") {\n" + inits + body + "  return " + ret + "\n}\n";
+}
+
+class ConvSchedule : public ::testing::Test {
+ protected:
+  std::mt19937 rng{7};
+
+  // The convs on random inputs at -O1 (native and AVX2) vs -O0, all in one model (as
+  // expect_o1_matches_o0, with one -O1 compile kept). Sums of at most a few hundred
+  // products of numbers in [-1, 1]: reordering them moves the result by far less than
+  // 1e-5. Returns the Loop IR of each conv's native -O1 kernel, by node name (y<n>).
+  std::map<std::string, std::string> expect_matches(const std::vector<ConvGroup> &groups) {
+    std::map<std::string, Tensor> in;
+    for (size_t g = 0; g < groups.size(); ++g) {
+      in[std::string("x").append(std::to_string(g))] = random_f32(groups[g].x, rng, -1, 1);
+    }
+    std::string text = conv_model(groups, rng);
+    auto want = compile_at(text, 0)->run(in);
+    auto native = compile_at(text, 1);
+    std::vector<std::pair<std::string, const CompiledModel *>> runs = {{"native", native.get()}};
+    std::unique_ptr<CompiledModel> avx2;
+    if (Jit::host_features().find("+avx2") != std::string::npos) {
+      avx2 = compile_at(text, 1, "x86-64-v3");
+      runs.emplace_back("x86-64-v3", avx2.get());
+    }
+    for (auto &[target, cm] : runs) {
+      auto got = cm->run(in);
+      EXPECT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+        expect_close(want[i], got[i], 1e-5, 1e-5, target + ": y" + std::to_string(i) + " of\n" + text);
+      }
+    }
+    std::map<std::string, std::string> ir;
+    for (const std::string &k : native->kernel_ir()) {
+      size_t q = k.find(" '"), e = k.find("'\n");
+      if (q != std::string::npos && e != std::string::npos && q < e) ir[k.substr(q + 2, e - q - 2)] = k;
+    }
+    return ir;
+  }
+};
+
+TEST_F(ConvSchedule, ThreeByThreeStrideOneAndTwo) {
+  // 11 output channels: one full row tile and a tail (8 + 3; AVX2 6 + 5); 13 x 13 = 169
+  // output pixels: panels of 32 (AVX2: 16) columns, the last with 9 valid.
+  auto ir = expect_matches({{{1, 5, 13, 13},
+                             {{{11, 5, 3, 3}, "pads = [1, 1, 1, 1]"},
+                              {{11, 5, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"},
+                              {{11, 5, 3, 3}, "strides = [2, 2]", false}}}});
+  EXPECT_NE(ir["y0"].find("panel"), std::string::npos);
+}
+
+TEST_F(ConvSchedule, PointwiseStrideOneAndTwo) {
+  // Stride 1 copies rows of the input; stride 2 packs a strided im2col panel. 4 x 5
+  // pixels: a single panel, so the 37 rows (4 row tiles + 5) split over work items.
+  expect_matches({{{1, 16, 9, 13}, {{{37, 16, 1, 1}, ""}, {{37, 16, 1, 1}, "strides = [2, 2]"}}},
+                  {{1, 16, 4, 5}, {{{37, 16, 1, 1}, ""}, {{37, 16, 1, 1}, "strides = [2, 2]", false}}}});
+}
+
+TEST_F(ConvSchedule, SevenBySevenStrideTwoPadThree) {
+  expect_matches({{{1, 3, 29, 31}, {{{8, 3, 7, 7}, "pads = [3, 3, 3, 3], strides = [2, 2]"}}}});
+}
+
+TEST_F(ConvSchedule, DilationAndGroups) {
+  expect_matches({{{1, 4, 15, 17},
+                   {{{6, 4, 3, 3}, "dilations = [2, 2], pads = [2, 2, 2, 2]"},
+                    {{6, 4, 3, 3}, "dilations = [2, 3], pads = [1, 0, 2, 3], strides = [1, 2]"}}},
+                  {{2, 6, 11, 12},
+                   {{{10, 3, 3, 3}, "group = 2, pads = [1, 1, 1, 1]"},
+                    {{9, 2, 3, 3}, "group = 3, strides = [2, 2]"},
+                    {{9, 2, 1, 1}, "group = 3"}}}});
+}
+
+TEST_F(ConvSchedule, AsymmetricAndAutomaticPads) {
+  expect_matches({{{1, 3, 10, 11},
+                   {{{5, 3, 3, 3}, "pads = [0, 1, 2, 3]"},
+                    {{5, 3, 3, 3}, "auto_pad = \"SAME_UPPER\", strides = [2, 2]"},
+                    {{5, 3, 4, 4}, "auto_pad = \"SAME_UPPER\""},
+                    {{5, 3, 3, 3}, "auto_pad = \"SAME_LOWER\", strides = [2, 2]"}}}});
+}
+
+TEST_F(ConvSchedule, PadsWiderThanTheKernel) {
+  // Output rows and columns that see only padding; a dilated kernel wider than the input.
+  expect_matches({{{1, 3, 6, 7},
+                   {{{5, 3, 3, 3}, "pads = [3, 0, 1, 4]"},
+                    {{5, 3, 3, 3}, "dilations = [3, 4], pads = [2, 5, 2, 5]"},
+                    {{5, 3, 1, 1}, "pads = [1, 2, 1, 2], strides = [2, 2]"}}},
+                  {{1, 7, 5, 9},
+                   {{{7, 1, 3, 3}, "group = 7, pads = [4, 3, 2, 5]"},
+                    {{7, 1, 1, 1}, "group = 7, pads = [1, 2, 0, 1], strides = [2, 2]"}}}});
+}
+
+TEST_F(ConvSchedule, OneDimensional) {
+  expect_matches({{{2, 4, 37},
+                   {{{9, 4, 5}, "pads = [2, 2]"},
+                    {{9, 4, 3}, "dilations = [2], pads = [1, 3], strides = [2]"},
+                    {{9, 4, 1}, ""},
+                    {{10, 2, 3}, "group = 2"},
+                    {{4, 1, 3}, "group = 4, pads = [1, 1]"}}}});
+}
+
+TEST_F(ConvSchedule, BatchOfTwo) {
+  expect_matches({{{2, 5, 9, 9}, {{{7, 5, 3, 3}, "pads = [1, 1, 1, 1]"}, {{20, 5, 1, 1}, ""}}}});
+}
+
+TEST_F(ConvSchedule, OutputsNarrowerThanAVector) {
+  // 5-, 2- and 3-wide output rows: one panel spans several rows of the output.
+  expect_matches({{{1, 3, 5, 5}, {{{20, 3, 3, 3}, "pads = [1, 1, 1, 1]"}, {{20, 3, 3, 3}, "strides = [2, 2]"}}},
+                  {{1, 8, 2, 3}, {{{9, 8, 1, 1}, ""}, {{9, 8, 2, 2}, ""}}}});
+}
+
+TEST_F(ConvSchedule, DepthwiseOddWidths) {
+  // 7 channels, one per group: 3x3 stride 1 and 2, 5x5 stride 1 and 2 on widths 13, 23
+  // and 35: output rows 7 to 35 wide end in a partial vector (or are shorter than one),
+  // with AVX-512's 16 lanes and AVX2's 8 alike.
+  std::vector<ConvSpec> dw = {{{7, 1, 3, 3}, "group = 7, pads = [1, 1, 1, 1]"},
+                              {{7, 1, 3, 3}, "group = 7, pads = [1, 1, 1, 1], strides = [2, 2]"},
+                              {{7, 1, 5, 5}, "group = 7, pads = [2, 2, 2, 2]"},
+                              {{7, 1, 5, 5}, "group = 7, pads = [2, 2, 2, 2], strides = [2, 2]", false}};
+  auto ir = expect_matches({{{1, 7, 9, 13}, dw}, {{1, 7, 9, 23}, dw}, {{1, 7, 9, 35}, dw}});
+  EXPECT_NE(ir["y8"].find("plane"), std::string::npos);
+  EXPECT_EQ(ir["y8"].find("stride_lanes"), std::string::npos);
+  EXPECT_NE(ir["y9"].find("stride_lanes"), std::string::npos);
+}
+
+TEST_F(ConvSchedule, DepthwiseBatchDilationAndPads) {
+  expect_matches({{{2, 7, 8, 19},
+                   {{{7, 1, 3, 3}, "dilations = [2, 2], group = 7, pads = [2, 2, 2, 2]"},
+                    {{7, 1, 3, 3}, "group = 7, pads = [0, 1, 2, 0]"},
+                    {{7, 1, 3, 3}, "auto_pad = \"SAME_UPPER\", group = 7, strides = [2, 2]"},
+                    {{7, 1, 3, 3}, "group = 7, strides = [3, 3]"}}}});
+}
+
+TEST_F(ConvSchedule, ChannelMultiplierUsesGemm) {
+  // One input channel per group but two outputs: the GEMM, not the depthwise rows.
+  auto ir = expect_matches({{{1, 4, 9, 17}, {{{8, 1, 3, 3}, "group = 4, pads = [1, 1, 1, 1]"}}}});
+  EXPECT_NE(ir["y0"].find("panel"), std::string::npos);
+  EXPECT_EQ(ir["y0"].find("plane"), std::string::npos);
+}
+
+TEST_F(ConvSchedule, SymbolicImageSize) {
+  // One compiled model for every image size: the GEMM, pointwise and depthwise schedules
+  // with extents (and SAME_UPPER's pads) known only at run time.
+  std::string text = conv_model({{{1, 5, 1, 1},
+                                  {{{11, 5, 3, 3}, "pads = [1, 1, 1, 1]"},
+                                   {{11, 5, 1, 1}, ""},
+                                   {{5, 1, 3, 3}, "group = 5, pads = [1, 1, 1, 1], strides = [2, 2]"},
+                                   {{5, 1, 3, 3}, "auto_pad = \"SAME_UPPER\", group = 5"},
+                                   {{6, 5, 3, 3}, "auto_pad = \"SAME_UPPER\", strides = [2, 2]"}}}},
+                                rng);
+  text.replace(text.find("f32[1, 5, 1, 1]"), 15, "f32[n, 5, h, w]");
+  auto o0 = compile_at(text, 0), o1 = compile_at(text, 1), avx2 = compile_at(text, 1, "x86-64-v3");
+  for (auto shape : {std::vector<int64_t>{1, 5, 11, 13}, std::vector<int64_t>{2, 5, 6, 35}}) {
+    std::map<std::string, Tensor> in = {{"x0", random_f32(shape, rng, -1, 1)}};
+    auto want = o0->run(in), got = o1->run(in), got2 = avx2->run(in);
+    for (size_t i = 0; i < want.size(); ++i) {
+      expect_close(want[i], got[i], 1e-5, 1e-5, "native: y" + std::to_string(i));
+      expect_close(want[i], got2[i], 1e-5, 1e-5, "x86-64-v3: y" + std::to_string(i));
+    }
+  }
+}
+
+TEST_F(ConvSchedule, ConvTransposeStrideEqualsKernel) {
+  // k2 s2 and k3x1 s3x1: a GEMM of (Cout x taps) rows scattered to the output; k3 s2 and
+  // k2 s2 with pads keep the reference. A batch of 2.
+  auto ir = expect_matches({{{2, 6, 5, 7},
+                             {{{6, 4, 2, 2}, "strides = [2, 2]", true, "ConvTranspose"},
+                              {{6, 5, 3, 1}, "kernel_shape = [3, 1], strides = [3, 1]", false, "ConvTranspose"},
+                              {{6, 4, 3, 3}, "strides = [2, 2]", true, "ConvTranspose"},
+                              {{6, 4, 2, 2}, "pads = [1, 0, 0, 1], strides = [2, 2]", true, "ConvTranspose"}}}});
+  // GEMM tiles keep their sums in `acc` registers; the reference has none.
+  EXPECT_NE(ir["y0"].find("acc"), std::string::npos);
+  EXPECT_NE(ir["y1"].find("acc"), std::string::npos);
+  EXPECT_EQ(ir["y2"].find("acc"), std::string::npos);
+  EXPECT_EQ(ir["y3"].find("acc"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace kiln
