@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -12,7 +13,23 @@ namespace kiln {
 
 namespace {
 
-// Workers wait for a job; the caller participates, so N threads = N-1 workers + caller.
+// Spins for up to ~50 us while `ready` is false (a model runs many short parallel loops
+// back to back; sleeping on the condition variable between them costs a wake-up each).
+template <typename F>
+void spin_until(F ready) {
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (ready()) return;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50)) return;
+  }
+}
+
+// Workers wait for a job (spinning briefly, then sleeping: small models run hundreds of
+// short parallel loops, each of which would otherwise pay a futex wake-up); the caller
+// participates, so N threads = N-1 workers + caller.
 class ThreadPool {
  public:
   explicit ThreadPool(int n) { resize(n); }
@@ -23,6 +40,7 @@ class ThreadPool {
   void resize(int n) {
     stop();
     stopping_ = false;
+    stopping_flag_.store(false);
     for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
   }
 
@@ -44,10 +62,12 @@ class ThreadPool {
       chunks_ = chunks;
       next_.store(0);
       done_.store(0);
-      ++generation_;
+      generation_.fetch_add(1);
     }
     cv_.notify_all();
     work();
+    // (The caller does not spin here: on this 2-vCPU machine a spinning caller kept the
+    // worker from running its chunks, so 2 threads ran at 1-thread speed.)
     std::unique_lock<std::mutex> l(m_);
     done_cv_.wait(l, [&] { return done_.load() == chunks_; });
     fn_ = nullptr;
@@ -73,6 +93,7 @@ class ThreadPool {
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      spin_until([&] { return generation_.load() != seen || stopping_flag_.load(); });
       {
         std::unique_lock<std::mutex> l(m_);
         cv_.wait(l, [&] { return stopping_ || (generation_ != seen && fn_ != nullptr); });
@@ -87,6 +108,7 @@ class ThreadPool {
     {
       std::lock_guard<std::mutex> g(m_);
       stopping_ = true;
+      stopping_flag_.store(true);
     }
     cv_.notify_all();
     for (auto &t : workers_) t.join();
@@ -99,8 +121,9 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)> *fn_ = nullptr;
   int64_t begin_ = 0, end_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0}, done_{0};
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};
   bool stopping_ = false;
+  std::atomic<bool> stopping_flag_{false};  // stopping_, readable while spinning
   static thread_local bool in_job_;
 };
 
