@@ -7,6 +7,7 @@
 // the place of the last node it absorbed, so every input (z included) is computed first.
 #include <algorithm>
 #include <cfloat>
+#include <cmath>
 
 #include "passes/passes.h"
 #include "passes/rewrite.h"
@@ -210,8 +211,8 @@ class Fuser {
     return t && t->numel() == 1 && t->as<float>()[0] == want;
   }
 
-  // x * clip(x + 3, 0, 6) / 6 (or * 1/6), the decomposed HardSwish some exporters write,
-  // on y: returns its nodes (last one produces the result), or empty.
+  // x * clip(x + 3, 0, 6) / 6 (or * 1/6) or x * HardSigmoid(x), the decomposed HardSwish
+  // exporters write, on y: returns its nodes (last one produces the result), or empty.
   std::vector<Node *> match_hardswish(const Value *y) {
     std::vector<Node *> users;
     for (auto &n : g_.nodes) {
@@ -224,6 +225,15 @@ class Fuser {
       }
     }
     if (users.size() != 2 || uses_[y] != 2) return {};
+    // x * HardSigmoid(x) with alpha 1/6, beta 1/2 (torch's export below opset 14).
+    Node *hs = users[0]->kind == OpKind::HardSigmoid ? users[0] : users[1];
+    Node *prod = hs == users[0] ? users[1] : users[0];
+    if (hs->kind == OpKind::HardSigmoid && prod->kind == OpKind::Mul && hs->input(0) == y &&
+        std::abs(hs->attr_f("alpha", 0.2) - 1.0 / 6) < 1e-6 && std::abs(hs->attr_f("beta", 0.5) - 0.5) < 1e-6 &&
+        other_operand(*prod, y) == hs->output(0) && sole_consumer(g_, uses_, hs->output(0)) == prod &&
+        same_shape(prod->output(0), y)) {
+      return {hs, prod};
+    }
     Node *add = users[0]->kind == OpKind::Add ? users[0] : users[1];
     Node *mul = add == users[0] ? users[1] : users[0];
     if (add->kind != OpKind::Add || mul->kind != OpKind::Mul || !is_scalar_const(other_operand(*add, y), 3.0f)) return {};
