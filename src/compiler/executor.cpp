@@ -28,9 +28,6 @@ struct GraphRunner::Step {
   mutable std::map<std::string, std::pair<KernelFn, std::vector<std::pair<int, int>>>> cache;
   std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
   std::vector<const Value *> frees;  // values whose last use is this step
-  // Output shapes known at compile time (every output static): the shape function need
-  // not run per call.
-  std::optional<std::vector<std::pair<DType, std::vector<int64_t>>>> static_outputs;
   mutable double ms = 0;             // profiling totals
   mutable int64_t calls = 0;
 };
@@ -181,17 +178,6 @@ void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std:
       s->kernel_name = it->second;
     }
     s->kernel_ir = to_string(spec->kernel);
-    std::vector<std::pair<DType, std::vector<int64_t>>> so;
-    bool all_static = true;
-    for (Value *v : n.outputs) {
-      if (!v) {
-        so.emplace_back(DType::Undefined, std::vector<int64_t>{});
-        continue;
-      }
-      all_static = all_static && v->has_shape && shape_is_const(v->shape) && v->dtype != DType::Undefined;
-      if (all_static) so.emplace_back(v->dtype, shape_values(v->shape));
-    }
-    if (all_static) s->static_outputs = std::move(so);
     s->dim_refs = spec->dim_refs;
     for (auto &d : ins) s->operand_shapes.push_back(d.shape);
     for (auto &d : outs) s->operand_shapes.push_back(d.shape);
@@ -446,17 +432,10 @@ void GraphRunner::run_step(const Step &s, Env &env, RunState *rs) const {
       if (rs && t.defined() && rs->in_arena(t.data())) t = t.clone();  // an alias of an arena input
     }
   } else {
-    if (s.static_outputs && !s.specialize) {
-      for (size_t i = 0; i < outs.size(); ++i) {
-        const auto &[dt, shape] = (*s.static_outputs)[i];
-        if (n.outputs[i] && dt != DType::Undefined) outs[i] = alloc_output(rs, s, i, dt, shape);
-      }
-    } else {
-      std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
-      for (size_t i = 0; i < outs.size(); ++i) {
-        if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
-          outs[i] = alloc_output(rs, s, i, shapes[i].dtype, shape_values(shapes[i].shape));
-        }
+    std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (n.outputs[i] && shapes[i].dtype != DType::Undefined) {
+        outs[i] = alloc_output(rs, s, i, shapes[i].dtype, shape_values(shapes[i].shape));
       }
     }
     run_kernel(s, ins, outs);
