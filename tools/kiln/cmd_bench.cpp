@@ -9,6 +9,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "compiler/compiler.h"
+#include "input_shapes.h"
 #include "onnx/importer.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
@@ -26,7 +27,8 @@ const char *kHelp =
     "\n"
     "options:\n"
     "  --shape NAME=DIMS     fix an input's symbolic dims (repeatable)\n"
-    "  --input NAME=FILE.npy use this input instead of random data (repeatable)\n"
+    "  --input NAME=FILE.npy use this input instead of random data (repeatable); the\n"
+    "                        model is compiled for its shape unless --shape says otherwise\n"
     "  --threads N           worker threads (default: all cores)\n"
     "  --warmup N            untimed runs first (default 3)\n"
     "  --iterations N        timed runs (default 20)\n"
@@ -124,7 +126,9 @@ int cmd_bench(int argc, char **argv) {
   }
 
   auto t0 = std::chrono::steady_clock::now();
-  auto cm = CompiledModel::compile(load_onnx(a.positional[0]), opts);
+  Model model = load_onnx(a.positional[0]);
+  pin_given_input_shapes(model, inputs, opts);
+  auto cm = CompiledModel::compile(std::move(model), opts);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::mt19937_64 rng(0);
   for (const Value *v : cm->graph().inputs) {

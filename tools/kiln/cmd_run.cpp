@@ -11,6 +11,7 @@
 #include "codegen/kernel_cache.h"
 #include "commands.h"
 #include "compiler/compiler.h"
+#include "input_shapes.h"
 #include "onnx/importer.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
@@ -28,7 +29,8 @@ const char *kHelp =
     "Prints each output's name, dtype, shape and a short summary.\n"
     "\n"
     "options:\n"
-    "  --input NAME=FILE.npy   an input (repeatable)\n"
+    "  --input NAME=FILE.npy   an input (repeatable); the model is compiled for its shape\n"
+    "                          unless --shape says otherwise\n"
     "  --shape NAME=DIMS       fix an input's symbolic dims, e.g. x=1x3x640x640 (repeatable)\n"
     "  --output-dir DIR        write every output to DIR/<name>.npy\n"
     "  --seed N                seed for random inputs (default 0)\n"
@@ -140,6 +142,7 @@ int cmd_run(int argc, char **argv) {
 
   auto t0 = std::chrono::steady_clock::now();
   Model m = load_onnx(a.positional[0]);
+  pin_given_input_shapes(m, inputs, opts);
   std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (opts.progress) {
