@@ -155,7 +155,7 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
   // stay in L1 / L2; partial sums wait in C between blocks.
   constexpr int64_t kKc = 512;
   auto *kconst = g.K.as<IntImm>();
-  int64_t nkb = g.c_index && kconst && kconst->value > kKc + kKc / 4 ? (kconst->value + kKc - 1) / kKc : 1;
+  int64_t nkb = g.c_index && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
   std::string kbn = c.fresh("kb");
   Expr vkb = Var::make(Type::index(), kbn);
   KBlock kb{Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};

@@ -1,7 +1,7 @@
 // The -O1 MatMul schedule (lower/matmul_schedule.cpp on the tiles of lower/gemm.cpp)
 // against -O0: shapes that reach every phase of the tiles -- full and one-row tiles times
 // full, one-vector and scalar columns, for AVX-512's 8 x 32 tile and AVX2's 6 x 16 --,
-// K-blocking (constant K > 640: partial sums parked in C), batched operands with a 2-D
+// K-blocking (constant K > 768: partial sums parked in C), batched operands with a 2-D
 // right operand (batch folded into rows) or broadcast batch dims, and FusedMatMul's
 // epilogue (bias, residual, activation) on finished tiles.
 #include <gtest/gtest.h>
@@ -58,10 +58,10 @@ class Gemm : public ::testing::Test {
   std::mt19937 rng{5};
 };
 
-// K shorter than any unroll; K = 700 and 1500: two and three K blocks.
+// K shorter than any unroll; K = 1000 and 1500: two and three K blocks.
 TEST_F(Gemm, EveryTilePhaseK1) { expect_all_phases_match(1); }
 TEST_F(Gemm, EveryTilePhaseK3) { expect_all_phases_match(3); }
-TEST_F(Gemm, EveryTilePhaseK700InTwoBlocks) { expect_all_phases_match(700); }
+TEST_F(Gemm, EveryTilePhaseK1000InTwoBlocks) { expect_all_phases_match(1000); }
 TEST_F(Gemm, EveryTilePhaseK1500InThreeBlocks) { expect_all_phases_match(1500); }
 
 TEST_F(Gemm, SymbolicDimsOneBlock) {
@@ -69,7 +69,7 @@ TEST_F(Gemm, SymbolicDimsOneBlock) {
   std::string text =
       "model {opset = 13}\ngraph g(%a: f32[m, k], %b: f32[k, n]) {\n  %y: ? = MatMul(%a, %b)\n  return %y\n}\n";
   auto o0 = compile_at(text, 0), o1 = compile_at(text, 1), v3 = compile_at(text, 1, "x86-64-v3");
-  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{37, 700, 33}, {9, 3, 100}, {1, 1500, 17}}) {
+  for (auto [m, k, n] : {std::tuple<int64_t, int64_t, int64_t>{37, 1000, 33}, {9, 3, 100}, {1, 1500, 17}}) {
     std::map<std::string, Tensor> in = {{"a", random_f32({m, k}, rng, -1, 1)}, {"b", random_f32({k, n}, rng, -1, 1)}};
     auto want = o0->run(in);
     expect_close(want[0], o1->run(in)[0], 1e-5, atol_for(k), "native");
@@ -90,8 +90,8 @@ TEST_F(Gemm, EmptyOperands) {
 
 TEST_F(Gemm, BatchedLeftOperandFoldsIntoRows) {
   // A 2-D right operand, given and constant (FusedMatMul with no epilogue): the 2 x 3
-  // batch of 7-row matrices is one GEMM of 42 rows; K = 700 is blocked across it.
-  for (int64_t K : {int64_t{20}, int64_t{700}}) {
+  // batch of 7-row matrices is one GEMM of 42 rows; K = 1000 is blocked across it.
+  for (int64_t K : {int64_t{20}, int64_t{1000}}) {
     Tensor w = random_f32({K, 17}, rng, -1, 1);
     std::string text = "model {opset = 13}\ngraph g(%a: f32" + dims({2, 3, 7, K}) + ", %b: f32" + dims({K, 33}) +
                        ") {\n  init %w: f32" + dims({K, 17}) + " = " + f32_list(w) +
@@ -105,7 +105,7 @@ TEST_F(Gemm, BatchedLeftOperandFoldsIntoRows) {
 TEST_F(Gemm, BatchedBothSidesWithBroadcast) {
   // [2, 1, M, K] x [3, K, N] -> [2, 3, M, N]; [M, K] x [2, K, N]; [2, 3, M, K] x [3, K, N];
   // [1, 3, M, K] x [2, 1, K, N] -> [2, 3, M, N].
-  for (int64_t K : {int64_t{20}, int64_t{700}}) {
+  for (int64_t K : {int64_t{20}, int64_t{1000}}) {
     std::string text = "model {opset = 13}\ngraph g(%a: f32" + dims({2, 1, 9, K}) + ", %b: f32" + dims({3, K, 17}) +
                        ", %c: f32" + dims({7, K}) + ", %d: f32" + dims({2, K, 33}) + ", %e: f32" + dims({2, 3, 9, K}) +
                        ", %f: f32" + dims({1, 3, 9, K}) + ", %g: f32" + dims({2, 1, K, 17}) +
@@ -135,7 +135,7 @@ std::string fused_model(std::vector<int64_t> x, int64_t N, const std::string &ta
 }
 
 TEST_F(Gemm, FusedBiasAndRelu) {
-  for (int64_t K : {int64_t{40}, int64_t{700}}) {
+  for (int64_t K : {int64_t{40}, int64_t{1000}}) {
     std::string text = fused_model({3, 37, K}, 33, "  %out: ? = Relu(%y)\n", rng);
     EXPECT_EQ(o1_ops(text), std::vector<std::string>{"FusedMatMul"});
     expect_o1_matches_o0(
@@ -144,9 +144,9 @@ TEST_F(Gemm, FusedBiasAndRelu) {
 }
 
 TEST_F(Gemm, FusedResidualAddThenRelu) {
-  // With K = 700 the tiles park partial sums in the output: bias and residual must be
+  // With K = 1000 the tiles park partial sums in the output: bias and residual must be
   // added once, after the last block.
-  for (int64_t K : {int64_t{40}, int64_t{700}}) {
+  for (int64_t K : {int64_t{40}, int64_t{1000}}) {
     std::string text = fused_model({2, 9, K}, 100, "  %s: ? = Add(%z, %y)\n  %out: ? = Relu(%s)\n", rng);
     EXPECT_EQ(o1_ops(text), std::vector<std::string>{"FusedMatMul"});
     expect_o1_matches_o0(
