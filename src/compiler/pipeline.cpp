@@ -78,8 +78,11 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, CompileStats &sta
     LowerOptions lo;
     lo.opt_level = o.opt_level;
     lo.vector_bits = jit.vector_bits();
-    int mr = gemm_tile_for(lo).mr;
-    run_pass("pack-weights", m, o, [mr](Graph &g) { pack_conv_weights(g, mr); });
+    GemmTile tile = gemm_tile_for(lo);
+    run_pass("pack-weights", m, o, [tile](Graph &g) {
+      pack_conv_weights(g, tile.mr);
+      pack_matmul_weights(g, tile.nv * tile.vl);
+    });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
   stats.nodes = m.graph->nodes.size();

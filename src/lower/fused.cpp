@@ -63,6 +63,7 @@ Stmt lower_fused_matmul(LowerContext &c) {
   e.post_scale = optional_input(c, 4);
   e.post_shift = optional_input(c, 5);
   if (matmul_schedulable(c)) return matmul_schedule(c, e);
+  internal_assert(!c.node.has_attr("packed_nr")) << c.node.describe() << ": packed weights need the GEMM schedule";
   Stmt mm = lower_matmul(c);
   int last = c.out[0].rank() - 1;
   return Block::make({mm, reference_epilogue(c, last, e.bias, e.residual, e.act, e.post_scale, e.post_shift)});

@@ -132,6 +132,10 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
   BSource bs{g.b, g.b_base, g.b_sk, n0};
+  if (g.b_packed_nw) {
+    internal_assert(g.b_packed_nw == nv * vl) << "B packed for " << g.b_packed_nw << "-column panels";
+    bs = {g.b, g.b_base + n0 * g.K, Expr(g.b_packed_nw), Expr(0)};  // n0 / nw * K * nw
+  }
   return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb));
 }
 

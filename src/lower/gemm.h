@@ -20,9 +20,12 @@ struct GemmSpec {
   std::string a;
   Expr a_base, a_sm, a_sk;
   int a_packed_mr = 0;
-  // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n.
+  // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n; or, when b_packed_nw > 0
+  // (constant weights packed at compile time, passes/pack_weights.cpp), column panels of
+  // b_packed_nw stored one after another: B(k, p * nw + j) = b[b_base + (p * K + k) * nw + j].
   std::string b;
   Expr b_base, b_sk;
+  int b_packed_nw = 0;
   Expr M, N, K;
   // Optional: where C(m, n) lives (buffer, flat index), for partial sums between blocks
   // of a long reduction. Without it the reduction runs in one block.

@@ -36,6 +36,7 @@ Stmt matmul_schedule(LowerContext &c, const MatMulEpilogue &e) {
     g.b = b.buf;
     g.b_base = b_batch * K * N;
     g.b_sk = N;
+    g.b_packed_nw = static_cast<int>(c.node.attr_i("packed_nr", 0));
     g.M = M;
     g.N = N;
     g.K = K;

@@ -47,6 +47,9 @@ void fuse_epilogues(Graph &g);
 // The weights of FusedConvs that run as GEMMs, packed for register tiles of `mr` rows
 // (see pack_weights.cpp); marks the node with `packed_mr`.
 void pack_conv_weights(Graph &g, int mr);
+// The constant 2-D weights of FusedMatMuls whose width is a multiple of `nw`, stored as
+// column panels of nw (one contiguous K x nw block per tile column); marks `packed_nr`.
+void pack_matmul_weights(Graph &g, int nw);
 
 // ---- -O3 -------------------------------------------------------------------------------
 

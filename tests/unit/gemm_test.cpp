@@ -156,3 +156,46 @@ TEST_F(Gemm, FusedResidualAddThenRelu) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// -O2 packs constant MatMul weights into column panels (packed_nr) and conv weights into
+// row blocks (packed_mr); both layouts must give the -O0 result, for the native and the
+// AVX2 panel widths, with widths that are and are not a multiple of a panel.
+TEST(GemmPacked, PackedWeightsMatchReference) {
+  std::mt19937 rng(11);
+  for (int64_t n : {int64_t{64}, int64_t{48}, int64_t{33}}) {
+    for (int64_t k : {int64_t{20}, int64_t{1000}}) {
+      std::string text = "model {opset = 13}\ngraph g(%a: f32[2, 9, " + std::to_string(k) + "], %x: f32[1, " +
+                         std::to_string(k % 64 + 3) + ", 9, 11]) {\n  init %w: f32[" + std::to_string(k) + ", " +
+                         std::to_string(n) + "] = " + test::f32_list(random_f32({k, n}, rng, -1, 1)) + "\n" +
+                         "  init %cw: f32[" + std::to_string(n) + ", " + std::to_string(k % 64 + 3) + ", 3, 3] = " +
+                         test::f32_list(random_f32({n, k % 64 + 3, 3, 3}, rng, -1, 1)) + "\n" +
+                         "  %y: ? = MatMul(%a, %w)\n  %c: ? = Conv(%x, %cw) {kernel_shape = [3, 3], strides = [2, 1]}\n" +
+                         "  return %y, %c\n}\n";
+      std::map<std::string, Tensor> in = {{"a", random_f32({2, 9, k}, rng, -1, 1)},
+                                          {"x", random_f32({1, k % 64 + 3, 9, 11}, rng, -1, 1)}};
+      auto ref = test::compile_at(text, 0)->run(in);
+      for (const char *target : {"native", "x86-64-v3"}) {
+        if (std::string(target) != "native" && Jit::host_features().find("+avx2") == std::string::npos) continue;
+        auto cm = test::compile_at(text, 2, target);
+        bool packed_b = false, packed_a = false;
+        for (auto &node : cm->graph().nodes) {
+          packed_b |= node->has_attr("packed_nr");
+          packed_a |= node->has_attr("packed_mr");
+        }
+        int nw = Jit::host_features().find("+avx512f") != std::string::npos && std::string(target) == "native" ? 32 : 16;
+        EXPECT_EQ(packed_b, n % nw == 0) << target << " n=" << n;
+        EXPECT_TRUE(packed_a) << target;
+        auto got = cm->run(in);
+        for (size_t i = 0; i < ref.size(); ++i) {
+          test::expect_close(ref[i], got[i], 1e-5, 2e-6 * static_cast<double>(k + 4), target);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln
