@@ -63,8 +63,8 @@ struct Geom {
 // panel[k * nw + j] = im2col(k, n0 + j) of one image and group: k = (ic, ky, kx), column
 // n = output pixel (oh, ow). The panel's columns cover a few output rows; each row piece
 // is a zero / copy / zero run along ow, so the copy is a plain strided loop.
-Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std::string &panel, Expr n0, int nw,
-                     Expr x_base, Expr k0, Expr klen) {
+Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std::string &panel, Expr base, Expr n0,
+                     int nw, Expr x_base, Expr k0, Expr klen) {
   const std::string &x = c.in[0].buf;
   Type f = Type::f(32);
   Expr N = gm.OH * gm.OW, HW = gm.H * gm.W;
@@ -72,10 +72,10 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
   std::string kn = c.fresh("k"), j = c.fresh("j");
   Expr vk = Var::make(Type::index(), kn), vj = Var::make(Type::index(), j);
   Stmt pad_cols = For::make(j, n_valid, Expr(nw) - n_valid, ForKind::Serial,
-                            Store::make(panel, make_zero(f), (vk - k0) * Expr(nw) + vj));
+                            Store::make(panel, make_zero(f), base + (vk - k0) * Expr(nw) + vj));
   Stmt fill;
   if (pointwise) {
-    fill = copy_run(c, panel, x, (vk - k0) * Expr(nw), x_base + vk * HW + n0, n_valid, 1);
+    fill = copy_run(c, panel, x, base + (vk - k0) * Expr(nw), x_base + vk * HW + n0, n_valid, 1);
   } else {
     int64_t taps = gm.kh * gm.kw;
     Expr ic = vk / Expr(taps), r = vk % Expr(taps);
@@ -89,9 +89,9 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
     Expr off = kx * Expr(gm.dw) - gm.pw, s = Expr(gm.sw);
     Expr v_lo = min(ow_b, max(ow_a, (Expr(0) - off + s - Expr(1)) / s));
     Expr v_hi = min(ow_b, max(v_lo, (gm.W - off + s - Expr(1)) / s));
-    Expr dst = (vk - k0) * Expr(nw) + row * gm.OW + vow - n0;
+    Expr dst = base + (vk - k0) * Expr(nw) + row * gm.OW + vow - n0;
     auto zeros = [&](Expr a, Expr b) { return For::make(ow, a, b - a, ForKind::Serial, Store::make(panel, make_zero(f), dst)); };
-    Expr dst0 = (vk - k0) * Expr(nw) + row * gm.OW + v_lo - n0;
+    Expr dst0 = base + (vk - k0) * Expr(nw) + row * gm.OW + v_lo - n0;
     Expr src0 = x_base + ic * HW + ih * gm.W + v_lo * s + off;
     Stmt copy = copy_run(c, panel, x, dst0, src0, v_hi - v_lo, gm.sw);
     Expr row_ok = ih >= Expr(0) && ih < gm.H;
@@ -205,8 +205,8 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     return conv_epilogue(e, y, (vb * M + mc) * N + n, mc, v, lanes);
   };
   Stmt gemm = gemm_packed_tiles(c, g, gemm_tile_for(c.opts),
-                                [&](const std::string &panel, Expr n0, int nw, Expr k0, Expr klen) {
-                                  return pack_conv_panel(c, gm, pointwise, panel, n0, nw, x_base, k0, klen);
+                                [&](const std::string &panel, Expr base, Expr n0, int nw, Expr k0, Expr klen) {
+                                  return pack_conv_panel(c, gm, pointwise, panel, base, n0, nw, x_base, k0, klen);
                                 });
   return For::make(bn, Expr(0), y.shape[0], ForKind::Serial,
                    For::make(gn, Expr(0), Expr(a.group), ForKind::Serial, gemm));

@@ -179,13 +179,74 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
   return nkb > 1 ? For::make(kbn, Expr(0), Expr(nkb), ForKind::Serial, all) : all;
 }
 
+namespace {
+
+// Few panels (small N): pack them all once, then split the rows (see gemm.h).
+Stmt gemm_shared_panels(LowerContext &c, const GemmSpec &g, const GemmTile &tl, const PackPanel &pack,
+                        int64_t panels, int64_t K) {
+  int nw = tl.nv * tl.vl;
+  std::string shared = c.fresh("panels"), t = c.fresh("pk");
+  Expr vt = Var::make(Type::index(), t);
+  // Stage 1: every (panel, block of 64 rows of K) packed in parallel.
+  constexpr int64_t kPackRows = 64;
+  int64_t nkp = (K + kPackRows - 1) / kPackRows;
+  Expr pp = vt / Expr(nkp), pk0 = (vt % Expr(nkp)) * Expr(kPackRows);
+  Stmt packing = For::make(t, Expr(0), Expr(panels * nkp), ForKind::Parallel,
+                           pack(shared, (pp * Expr(K) + pk0) * Expr(nw), pp * Expr(nw), nw, pk0,
+                                min(Expr(kPackRows), Expr(K) - pk0)));
+  // Stage 2: row chunks, each over every panel, K in blocks with partial sums per chunk.
+  int64_t mt = 0;
+  if (auto *m = g.M.as<IntImm>()) mt = m->value / tl.mr;
+  int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(mt, 8));
+  constexpr int64_t kKc = 256;
+  int64_t nkb = K > kKc + kKc / 2 ? (K + kKc - 1) / kKc : 1;
+  int64_t kc = (K + nkb - 1) / nkb;
+  std::string chn = c.fresh("chunk"), kbn = c.fresh("kb"), pn = c.fresh("p"), mi = c.fresh("mi"), ri = c.fresh("r"),
+              part = c.fresh("part");
+  Expr vch = Var::make(Type::index(), chn), vkb = Var::make(Type::index(), kbn), vp = Var::make(Type::index(), pn);
+  Expr vmi = Var::make(Type::index(), mi), vri = Var::make(Type::index(), ri);
+  Expr mtE = g.M / Expr(tl.mr);
+  Expr m_lo = vch * mtE / Expr(chunks), m_hi = (vch + Expr(1)) * mtE / Expr(chunks);
+  Expr row_base = m_lo * Expr(tl.mr), rows_here = (m_hi - m_lo) * Expr(tl.mr) + (g.M - mtE * Expr(tl.mr));
+  int64_t npad = panels * nw;
+  Expr k0 = nkb > 1 ? vkb * Expr(kc) : Expr(0), klen = nkb > 1 ? min(Expr(kc), Expr(K) - k0) : Expr(K);
+  KBlock kb{k0, klen, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
+  GemmSpec gp = g;
+  if (nkb > 1) {
+    kb.first = vkb == Expr(0);
+    kb.last = vkb == Expr(nkb - 1);
+    gp.c = part;
+    gp.c_index = [row_base, npad](Expr m, Expr n) { return (m - row_base) * Expr(npad) + n; };
+  }
+  Expr n0 = vp * Expr(nw), n_valid = min(Expr(nw), g.N - n0);
+  BSource bs{shared, vp * Expr(K * nw), Expr(nw), Expr(0)};
+  Stmt rows = For::make(mi, m_lo, m_hi - m_lo, ForKind::Serial,
+                        tile(c, gp, bs, vmi * Expr(tl.mr), n0, tl.mr, tl.nv, tl.vl, n_valid, kb));
+  Stmt tail = For::make(ri, mtE * Expr(tl.mr), g.M - mtE * Expr(tl.mr), ForKind::Serial,
+                        tile(c, gp, bs, vri, n0, 1, tl.nv, tl.vl, n_valid, kb));
+  if (chunks > 1) tail = IfThenElse::make(vch == Expr(chunks - 1), tail);
+  Stmt sweep = For::make(pn, Expr(0), Expr(panels), ForKind::Serial, Block::make({rows, tail}));
+  Stmt body = nkb > 1 ? Allocate::make(part, Type::f(32), rows_here * Expr(npad),
+                                       For::make(kbn, Expr(0), Expr(nkb), ForKind::Serial, sweep))
+                      : sweep;
+  Stmt compute = For::make(chn, Expr(0), Expr(chunks), ForKind::Parallel, body);
+  return Allocate::make(shared, Type::f(32), Expr(panels * K * nw), Block::make({packing, compute}));
+}
+
+}  // namespace
+
 Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, const PackPanel &pack) {
   int nw = tl.nv * tl.vl;
   Expr panels = (g.N + Expr(nw - 1)) / Expr(nw);
   Expr mt = g.M / Expr(tl.mr);
+  auto *np = panels.as<IntImm>();
+  auto *kconst = g.K.as<IntImm>();
+  if (np && kconst && np->value <= 8 && mt.as<IntImm>() && mt.as<IntImm>()->value >= 2) {
+    return gemm_shared_panels(c, g, tl, pack, np->value, kconst->value);
+  }
   // Enough parallel work items for the threads: split the rows when there are few panels.
   int64_t chunks = 1;
-  if (auto *np = panels.as<IntImm>(); np && mt.as<IntImm>()) {
+  if (np && mt.as<IntImm>()) {
     int64_t want = (8 + np->value - 1) / np->value;
     chunks = std::max<int64_t>(1, std::min<int64_t>(want, mt.as<IntImm>()->value));
   }
@@ -198,7 +259,6 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, c
   // A long reduction packs and runs the panel in blocks of kKc rows (the panel block and
   // the tiles' rows of A stay in L1 / L2); partial sums wait in a per-item buffer.
   constexpr int64_t kKc = 256;
-  auto *kconst = g.K.as<IntImm>();
   int64_t nkb = kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
   int64_t kc = nkb > 1 ? (kconst->value + nkb - 1) / nkb : 0;
   std::string kbn = c.fresh("kb"), part = c.fresh("part");
@@ -219,7 +279,7 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, c
   Stmt tail = For::make(ri, mt * Expr(tl.mr), g.M - mt * Expr(tl.mr), ForKind::Serial,
                         tile(c, gp, bs, vri, n0, 1, tl.nv, tl.vl, n_valid, kb));
   if (chunks > 1) tail = IfThenElse::make(ch == Expr(chunks - 1), tail);
-  Stmt step = Block::make({pack(panel, n0, nw, k0, klen), rows, tail});
+  Stmt step = Block::make({pack(panel, Expr(0), n0, nw, k0, klen), rows, tail});
   Stmt body;
   if (nkb > 1) {
     body = Allocate::make(panel, Type::f(32), Expr(kc * nw),

@@ -46,11 +46,14 @@ GemmTile gemm_tile_for(const LowerOptions &o);
 // so consecutive iterations on a thread reuse one column panel of B from cache).
 Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
 
-// The same GEMM with B packed per panel of nv*vl columns: each parallel work item fills
-// rows k0 .. k0+klen-1 of its panel (panel[(k - k0) * nw + j] = B(k, n0 + j), columns
-// beyond N zero) with `pack(panel, n0, nw, k0, klen)` -- for a conv, the panel's slice of
-// the im2col matrix -- and runs its row tiles on it from cache; a long K goes in blocks.
-using PackPanel = std::function<Stmt(const std::string &panel, Expr n0, int nw, Expr k0, Expr klen)>;
+// The same GEMM with B packed per panel of nv*vl columns: `pack(buf, base, n0, nw, k0,
+// klen)` fills rows k0 .. k0+klen-1 of the panel starting at column n0
+// (buf[base + (k - k0) * nw + j] = B(k, n0 + j), columns beyond N zero) -- for a conv, the
+// panel's slice of the im2col matrix. With many panels each parallel work item packs one
+// (in K blocks) and runs its row tiles on it from cache; with few (small N) all panels are
+// packed once into a shared buffer, then work items split the rows and sweep every panel,
+// so each row of A (the weights) is read once.
+using PackPanel = std::function<Stmt(const std::string &buf, Expr base, Expr n0, int nw, Expr k0, Expr klen)>;
 Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, const PackPanel &pack);
 
 // Activation applied in a fused epilogue; works on scalars and vectors.
