@@ -504,6 +504,20 @@ def bench_bad_flags(c):
 
 
 @case
+def target_and_optimization_flags(c):
+    # Unknown targets and malformed counts are one-line errors; the optimized paths, the
+    # AVX2 target, profiling and the kernel cache switch all run.
+    c.expect_error(["run", c.good_model(), "--target", "sparc"], ["target", "sparc"])
+    c.expect_error(["bench", c.good_model(), "--target", "x86-64-v9"], ["target", "x86-64-v9"])
+    c.expect_error(["run", c.good_model(), "--repeat", "0"], ["--repeat"])
+    c.expect_error(["run", c.good_model(), "--repeat", "lots"], ["--repeat"])
+    c.expect_ok(["run", c.good_model(), "-O3", "--repeat", "3", "--no-cache"], "y")
+    c.expect_ok(["run", c.good_model(), "--target", "x86-64-v3"], "y")
+    c.expect_ok(["bench", c.good_model(), "--iterations", "2", "--warmup", "0", "--profile"], "profile")
+    c.expect_ok(["inspect", c.good_model(), "--shape", "x=2x3"], "memory")
+
+
+@case
 def good_model_runs(c):
     # Sanity: the harness's own good model and input work, so the failures above are
     # about the broken piece only.
