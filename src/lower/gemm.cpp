@@ -1,6 +1,10 @@
 // Register-blocked GEMM tiles in the Loop IR (see gemm.h).
 #include "lower/gemm.h"
 
+#include <cmath>
+
+#include "lower/vmath.h"
+
 #include <algorithm>
 
 #include "support/error.h"
@@ -298,7 +302,8 @@ Activation Activation::of(const Node &n) {
   if (p.size() > 0) a.alpha = static_cast<float>(p[0]);
   if (p.size() > 1) a.beta = static_cast<float>(p[1]);
   user_assert(a.kind.empty() || a.kind == "Relu" || a.kind == "LeakyRelu" || a.kind == "Clip" ||
-              a.kind == "HardSigmoid" || a.kind == "HardSwish")
+              a.kind == "HardSigmoid" || a.kind == "HardSwish" || a.kind == "Sigmoid" || a.kind == "SiLU" ||
+              a.kind == "Gelu" || a.kind == "GeluTanh")
       << n.describe() << ": unknown fused activation '" << a.kind << "'";
   return a;
 }
@@ -312,6 +317,15 @@ Expr Activation::apply(Expr v) const {
   if (kind == "Clip") return min(max(v, k(alpha)), k(beta));
   if (kind == "HardSigmoid") return min(max(v * k(alpha) + k(beta), k(0)), k(1));
   if (kind == "HardSwish") return v * min(max(v * k(1.0 / 6) + k(0.5), k(0)), k(1));
+  // The rest use the vectorizable polynomials of vmath.h (one evaluation of v: Let-bound).
+  if (kind == "Sigmoid") return vmath::sigmoid(v);
+  if (kind == "SiLU" || kind == "Gelu" || kind == "GeluTanh") {
+    Expr x = Var::make(t, "act_x");
+    Expr r = kind == "SiLU" ? x * vmath::sigmoid(x)
+             : kind == "Gelu" ? k(0.5) * x * (k(1) + vmath::erf(x * k(M_SQRT1_2)))
+                              : k(0.5) * x * (k(1) + vmath::tanh(k(std::sqrt(2.0 / M_PI)) * (x + k(0.044715) * x * x * x)));
+    return Let::make("act_x", v, r);
+  }
   return v;
 }
 

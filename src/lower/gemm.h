@@ -58,7 +58,9 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile,
 
 // Activation applied in a fused epilogue; works on scalars and vectors.
 struct Activation {
-  std::string kind;  // "", Relu, LeakyRelu, Clip, HardSigmoid, HardSwish
+  // "", Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, SiLU (x * sigmoid(x)),
+  // Gelu (erf form), GeluTanh (tanh approximation)
+  std::string kind;
   float alpha = 0, beta = 0;  // LeakyRelu alpha; Clip min/max; HardSigmoid alpha/beta
   static Activation of(const Node &n);  // reads the `activation` attributes of a fused node
   Expr apply(Expr v) const;

@@ -54,6 +54,14 @@ bool activation_of(const Node &n, std::string &kind, std::vector<double> &params
     case OpKind::LeakyRelu: kind = "LeakyRelu"; params = {n.attr_f("alpha", 0.01)}; return true;
     case OpKind::HardSigmoid: kind = "HardSigmoid"; params = {n.attr_f("alpha", 0.2), n.attr_f("beta", 0.5)}; return true;
     case OpKind::HardSwish: kind = "HardSwish"; params = {}; return true;
+    case OpKind::Sigmoid: kind = "Sigmoid"; params = {}; return true;
+    case OpKind::Gelu: {
+      std::string approx = n.attr_s("approximate", "none");
+      if (approx != "none" && approx != "tanh") return false;
+      kind = approx == "none" ? "Gelu" : "GeluTanh";
+      params = {};
+      return true;
+    }
     case OpKind::Clip: {
       double lo = -FLT_MAX, hi = FLT_MAX;
       if (n.opset < 11) {
@@ -212,7 +220,8 @@ class Fuser {
   }
 
   // x * clip(x + 3, 0, 6) / 6 (or * 1/6) or x * HardSigmoid(x), the decomposed HardSwish
-  // exporters write, on y: returns its nodes (last one produces the result), or empty.
+  // exporters write, or x * Sigmoid(x) (SiLU; sets silu_), on y: returns its nodes (the
+  // last one produces the result), or empty.
   std::vector<Node *> match_hardswish(const Value *y) {
     std::vector<Node *> users;
     for (auto &n : g_.nodes) {
@@ -225,6 +234,15 @@ class Fuser {
       }
     }
     if (users.size() != 2 || uses_[y] != 2) return {};
+    // x * Sigmoid(x): SiLU / Swish.
+    Node *sg = users[0]->kind == OpKind::Sigmoid ? users[0] : users[1];
+    Node *sm = sg == users[0] ? users[1] : users[0];
+    if (sg->kind == OpKind::Sigmoid && sm->kind == OpKind::Mul && sg->input(0) == y &&
+        other_operand(*sm, y) == sg->output(0) && sole_consumer(g_, uses_, sg->output(0)) == sm &&
+        same_shape(sm->output(0), y)) {
+      silu_ = true;
+      return {sg, sm};
+    }
     // x * HardSigmoid(x) with alpha 1/6, beta 1/2 (torch's export below opset 14).
     Node *hs = users[0]->kind == OpKind::HardSigmoid ? users[0] : users[1];
     Node *prod = hs == users[0] ? users[1] : users[0];
@@ -262,9 +280,10 @@ class Fuser {
       Value *y = n->output(0);
       std::vector<Node *> absorbed;
       if (!has_act) {
+        silu_ = false;
         absorbed = match_hardswish(y);
         if (!absorbed.empty()) {
-          set_activation(*n, "HardSwish", {});
+          set_activation(*n, silu_ ? "SiLU" : "HardSwish", {});
           has_act = true;
         }
       }
@@ -328,6 +347,7 @@ class Fuser {
   Graph &g_;
   std::map<const Value *, int> uses_;
   int axis_ = 1;
+  bool silu_ = false;  // set by match_hardswish when the pattern is x * Sigmoid(x)
 };
 
 }  // namespace

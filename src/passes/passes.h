@@ -37,7 +37,7 @@ void eliminate_dead_code(Graph &g);
 void fold_batchnorm(Graph &g);
 
 // Conv/MatMul/Gemm with a constant weight, followed by per-channel bias adds, one
-// residual Add and one activation (Relu, LeakyRelu, Clip, HardSigmoid, HardSwish),
+// residual Add and one activation (Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, SiLU, Gelu),
 // becomes one FusedConv / FusedMatMul node; Gemm's transposed constant B is transposed
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
