@@ -60,8 +60,10 @@ class ThreadPool {
       begin_ = begin;
       end_ = end;
       chunks_ = chunks;
-      next_.store(0);
+      // done_ before next_: a worker still leaving the previous job's work() may take a
+      // chunk of this one the moment next_ is reset, and its completion must count.
       done_.store(0);
+      next_.store(0);
       generation_.fetch_add(1);
     }
     cv_.notify_all();
