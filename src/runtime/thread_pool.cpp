@@ -60,8 +60,6 @@ class ThreadPool {
       begin_ = begin;
       end_ = end;
       chunks_ = chunks;
-      // done_ before next_: a worker still leaving the previous job's work() may take a
-      // chunk of this one the moment next_ is reset, and its completion must count.
       done_.store(0);
       next_.store(0);
       generation_.fetch_add(1);
@@ -72,7 +70,11 @@ class ThreadPool {
     // worker from running its chunks, so 2 threads ran at 1-thread speed.)
     std::unique_lock<std::mutex> l(m_);
     done_cv_.wait(l, [&] { return done_.load() == chunks_; });
-    fn_ = nullptr;
+    fn_ = nullptr;  // under m_: no worker joins this job any more
+    l.unlock();
+    // Workers that joined leave work() after one more (failed) chunk claim; none may still
+    // be inside when the next job resets the counters.
+    while (active_.load() != 0) std::this_thread::yield();
   }
 
  private:
@@ -101,8 +103,10 @@ class ThreadPool {
         cv_.wait(l, [&] { return stopping_ || (generation_ != seen && fn_ != nullptr); });
         if (stopping_) return;
         seen = generation_;
+        active_.fetch_add(1);  // under m_, before the caller can close the job
       }
       work();
+      active_.fetch_sub(1);
     }
   }
 
@@ -123,6 +127,7 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)> *fn_ = nullptr;
   int64_t begin_ = 0, end_ = 0, chunks_ = 0;
   std::atomic<int64_t> next_{0}, done_{0};
+  std::atomic<int> active_{0};  // workers inside work()
   std::atomic<uint64_t> generation_{0};
   bool stopping_ = false;
   std::atomic<bool> stopping_flag_{false};  // stopping_, readable while spinning
