@@ -370,13 +370,6 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
   return outs;
 }
 
-std::vector<MemoryPlan> GraphRunner::memory_plans() const {
-  std::lock_guard<std::mutex> lock(plans_mutex_);
-  std::vector<MemoryPlan> out;
-  for (auto &[sig, p] : plans_) out.push_back(p->plan);
-  return out;
-}
-
 Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const {
   const Value *v = s.node->outputs[out];
   if (!rs || graph_outputs_.count(v) || dtype == DType::String) return Tensor(dtype, std::move(shape));

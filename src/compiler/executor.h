@@ -62,8 +62,6 @@ class GraphRunner {
   // The memory plan from compile-time shapes, when every planned intermediate's shape is
   // static (registered for the static input signature, so even the first run uses it).
   std::optional<MemoryPlan> static_memory_plan() const;
-  // The memory plans made so far (one per input-shape signature of top-level runs).
-  std::vector<MemoryPlan> memory_plans() const;
 
   struct Step;
 
