@@ -5,7 +5,8 @@
 #include <mutex>
 
 #include "codegen/jit.h"
-#include "compiler/executor.h"
+#include "compiler/kernel_table.h"
+#include "runtime/executor.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -32,17 +33,22 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
   LowerOptions lopts;
   lopts.opt_level = opts.opt_level;
   lopts.vector_bits = cm->jit_->vector_bits();
-  cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, *cm->jit_, *cm->jit_mutex_, lopts);
+  cm->specializer_ = std::make_unique<JitSpecializer>(*cm->jit_, *cm->jit_mutex_, lopts);
+  cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, cm->specializer_.get());
   std::vector<Kernel> kernels;
   std::map<std::string, std::string> dedup;
-  cm->runner_->build(kernels, dedup);
+  build_kernel_table(*cm->model_.graph, lopts, kernels, dedup, cm->kernels_);
   cm->stats_.seconds_lower = seconds_since(t0);
   cm->stats_.kernels = kernels.size();
   if (opts.progress) std::cerr << "[kiln] lowered " << kernels.size() << " distinct kernels; compiling with LLVM\n";
 
   t0 = std::chrono::steady_clock::now();
   auto fns = cm->jit_->compile(kernels);
-  cm->runner_->bind(fns);
+  cm->runner_->bind(cm->kernels_, [&](const std::string &name) {
+    auto it = fns.find(name);
+    internal_assert(it != fns.end()) << "kernel " << name << " was not compiled";
+    return it->second;
+  });
   cm->stats_.seconds_llvm = seconds_since(t0);
   cm->stats_.kernel_cache_hits = cm->jit_->cache_stats().hits;
   cm->stats_.kernel_cache_misses = cm->jit_->cache_stats().misses;
@@ -98,11 +104,25 @@ std::vector<std::pair<const Node *, double>> CompiledModel::profile_ms() const {
   return out;
 }
 
+namespace {
+void collect_ir(const Graph &g, const KernelTable &table, std::vector<std::string> &out) {
+  for (auto &n : g.nodes) {
+    for (auto &[name, a] : n->attrs) {
+      for (auto &sub : a.graphs) collect_ir(*sub, table, out);
+    }
+    auto it = table.find(n.get());
+    if (it != table.end()) out.push_back("// " + n->describe() + "\n" + it->second.ir);
+  }
+}
+}  // namespace
+
 std::vector<std::string> CompiledModel::kernel_ir() const {
   std::vector<std::string> out;
-  runner_->collect_ir(out);
+  collect_ir(*model_.graph, kernels_, out);
   return out;
 }
+
+size_t CompiledModel::specialized_count() const { return specializer_->count(); }
 
 std::vector<std::vector<Tensor>> evaluate_nodes(const std::vector<const Node *> &nodes,
                                                 const std::vector<std::vector<Tensor>> &inputs, Jit &jit) {

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "compiler/memory_plan.h"
+#include "runtime/executor.h"
+#include "runtime/memory_plan.h"
 #include "graph/graph.h"
 
 namespace kiln {
@@ -35,6 +36,7 @@ struct CompileStats {
 
 class GraphRunner;
 class Jit;
+class JitSpecializer;
 
 class CompiledModel {
  public:
@@ -55,6 +57,10 @@ class CompiledModel {
   std::vector<std::pair<const Node *, double>> profile_ms() const;  // total ms per node
   // The Loop IR of every kernel (for inspect --ir).
   std::vector<std::string> kernel_ir() const;
+  // Kernels specialized at run time so far (nodes whose code depends on input contents).
+  size_t specialized_count() const;
+  // The compiled entry point of every codegen node (model libraries serialize it).
+  const KernelTable &kernel_table() const { return kernels_; }
 
  private:
   CompiledModel();
@@ -62,6 +68,8 @@ class CompiledModel {
   CompileStats stats_;
   std::unique_ptr<Jit> jit_;
   std::unique_ptr<std::mutex> jit_mutex_;
+  KernelTable kernels_;
+  std::unique_ptr<JitSpecializer> specializer_;
   std::unique_ptr<GraphRunner> runner_;
 };
 

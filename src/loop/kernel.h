@@ -4,6 +4,7 @@
 // runtime extent through `dims`, bound to the i64 Vars named in `dims`. Generated code
 // never embeds host pointers, so the same code serves JIT and AOT.
 #pragma once
+#include "runtime/kernel_abi.h"
 #include <string>
 #include <vector>
 
@@ -24,7 +25,5 @@ struct Kernel {
 };
 
 std::string to_string(const Kernel &k);
-
-using KernelFn = void (*)(void **buffers, const int64_t *dims);
 
 }  // namespace kiln

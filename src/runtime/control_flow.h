@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "compiler/executor.h"
+#include "runtime/executor.h"
 
 namespace kiln {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 #include "support/error.h"
 
 namespace kiln {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <random>
 
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 #include "support/error.h"
 
 namespace kiln {

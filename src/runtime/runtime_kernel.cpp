@@ -1,4 +1,4 @@
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 
 #include "support/error.h"
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 #include "support/error.h"
 
 namespace kiln {

@@ -1,4 +1,4 @@
-#include "compiler/control_flow.h"
+#include "runtime/control_flow.h"
 
 #include <cstring>
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 #include "graph/shape_fn.h"
 #include "support/error.h"
 

@@ -1,13 +1,12 @@
-#include "compiler/executor.h"
+#include "runtime/executor.h"
 
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
 #include <functional>
 
-#include "codegen/jit.h"
-#include "compiler/control_flow.h"
-#include "compiler/runtime_kernel.h"
+#include "runtime/control_flow.h"
+#include "runtime/runtime_kernel.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -15,17 +14,13 @@ namespace kiln {
 struct GraphRunner::Step {
   const Node *node = nullptr;
   ExecPath path = ExecPath::Codegen;
-  std::string kernel_name;  // canonical (deduplicated) kernel
-  std::string kernel_ir;
   KernelFn fn = nullptr;
   std::vector<std::pair<int, int>> dim_refs;
   // Compile-time shapes of the kernel's operands (inputs then outputs): its static dims
   // are baked into the code, so run-time tensors must agree.
   std::vector<Shape> operand_shapes;
-  // Kernels that need input contents are specialized when they run, cached by key.
+  // Kernels that need input contents are specialized when they run.
   bool specialize = false;
-  mutable std::set<int> value_inputs;
-  mutable std::map<std::string, std::pair<KernelFn, std::vector<std::pair<int, int>>>> cache;
   std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
   std::vector<const Value *> frees;  // values whose last use is this step
   mutable double ms = 0;             // profiling totals
@@ -64,24 +59,6 @@ const Tensor *Env::find(const Value *v) const {
 
 namespace {
 
-OperandDesc desc_of(const Value *v) {
-  OperandDesc d;
-  if (!v) return d;
-  d.dtype = v->dtype;
-  d.shape = v->shape;
-  d.value = v->constant ? &*v->constant : nullptr;
-  return d;
-}
-
-OperandDesc desc_of(const Tensor *t, bool with_value) {
-  OperandDesc d;
-  if (!t) return d;
-  d.dtype = t->dtype();
-  d.shape = shape_from(t->shape());
-  d.value = with_value ? t : nullptr;
-  return d;
-}
-
 // Values a node reads, including outer-scope values its subgraphs read.
 void collect_uses(const Node &n, std::vector<const Value *> &out) {
   for (Value *v : n.inputs) {
@@ -95,8 +72,7 @@ void collect_uses(const Node &n, std::vector<const Value *> &out) {
   }
 }
 
-// Generated code has no strings; codegen ops on string tensors run a C++ kernel instead.
-bool uses_strings(const Node &n, const std::vector<const Tensor *> &ins = {}) {
+bool uses_strings(const Node &n, const std::vector<const Tensor *> &ins) {
   for (const Tensor *t : ins) {
     if (t && t->dtype() == DType::String) return true;
   }
@@ -109,22 +85,17 @@ bool uses_strings(const Node &n, const std::vector<const Tensor *> &ins = {}) {
   return false;
 }
 
-std::string kernel_key(const Kernel &k) {
-  Kernel copy = k;
-  copy.name = "_";
-  return to_string(copy);
-}
-
 }  // namespace
 
-GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const LowerOptions &opts)
-    : g_(g), jit_(jit), jit_mutex_(jit_mutex), opts_(opts) {
+bool node_uses_strings(const Node &n) { return uses_strings(n, {}); }
+
+GraphRunner::GraphRunner(const Graph &g, Specializer *specializer) : g_(g), specializer_(specializer) {
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     auto s = std::make_unique<Step>();
     s->node = g.nodes[i].get();
     s->path = op_path(s->node->kind);
     for (auto &[name, a] : s->node->attrs) {
-      for (auto &sub : a.graphs) s->subgraphs[name].push_back(std::make_unique<GraphRunner>(*sub, jit, jit_mutex, opts));
+      for (auto &sub : a.graphs) s->subgraphs[name].push_back(std::make_unique<GraphRunner>(*sub, specializer));
     }
     std::vector<const Value *> uses;
     collect_uses(*s->node, uses);
@@ -141,59 +112,24 @@ GraphRunner::GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const 
 
 GraphRunner::~GraphRunner() = default;
 
-void GraphRunner::build(std::vector<Kernel> &kernels, std::map<std::string, std::string> &dedup) {
+void GraphRunner::bind(const KernelTable &table, const std::function<KernelFn(const std::string &)> &resolve) {
   for (auto &s : steps_) {
     for (auto &[name, runners] : s->subgraphs) {
-      for (auto &r : runners) r->build(kernels, dedup);
+      for (auto &r : runners) r->bind(table, resolve);
     }
-    if (s->path != ExecPath::Codegen) continue;
     const Node &n = *s->node;
-    if (uses_strings(n)) continue;  // run by its string kernel (see run_step)
-    bool known = true;
-    std::vector<OperandDesc> ins, outs;
-    for (Value *v : n.inputs) {
-      ins.push_back(desc_of(v));
-      if (v && (!v->has_shape || v->dtype == DType::Undefined)) known = false;
-    }
-    for (Value *v : n.outputs) {
-      outs.push_back(desc_of(v));
-      if (v && (!v->has_shape || v->dtype == DType::Undefined)) known = false;
-    }
-    std::optional<KernelSpec> spec;
-    if (known) {
-      std::string name = "k" + std::to_string(kernels.size()) + "_" + op_name(n.kind);
-      spec = build_kernel(n, ins, outs, name, opts_);
-    }
-    if (!spec) {
+    if (s->path != ExecPath::Codegen || uses_strings(n, {})) continue;
+    auto it = table.find(&n);
+    if (it == table.end()) {
+      user_assert(specializer_) << n.describe() << ": no compiled kernel (its code depends on input values, "
+                                << "which only the JIT can specialize at run time)";
       s->specialize = true;
       continue;
     }
-    std::string key = kernel_key(spec->kernel);
-    auto it = dedup.find(key);
-    if (it == dedup.end()) {
-      dedup[key] = spec->kernel.name;
-      s->kernel_name = spec->kernel.name;
-      kernels.push_back(spec->kernel);
-    } else {
-      s->kernel_name = it->second;
-    }
-    s->kernel_ir = to_string(spec->kernel);
-    s->dim_refs = spec->dim_refs;
-    for (auto &d : ins) s->operand_shapes.push_back(d.shape);
-    for (auto &d : outs) s->operand_shapes.push_back(d.shape);
-  }
-}
-
-void GraphRunner::bind(const std::map<std::string, KernelFn> &fns) {
-  for (auto &s : steps_) {
-    for (auto &[name, runners] : s->subgraphs) {
-      for (auto &r : runners) r->bind(fns);
-    }
-    if (!s->kernel_name.empty()) {
-      auto it = fns.find(s->kernel_name);
-      internal_assert(it != fns.end()) << "kernel " << s->kernel_name << " was not compiled";
-      s->fn = it->second;
-    }
+    s->fn = resolve(it->second.name);
+    s->dim_refs = it->second.dim_refs;
+    for (const Value *v : n.inputs) s->operand_shapes.push_back(v ? v->shape : Shape{});
+    for (const Value *v : n.outputs) s->operand_shapes.push_back(v ? v->shape : Shape{});
   }
   // With static shapes the memory plan is known now.
   std::string signature;
@@ -220,7 +156,7 @@ std::optional<std::vector<std::tuple<int, size_t, BufferLife>>> GraphRunner::pla
   std::vector<std::tuple<int, size_t, BufferLife>> slots;
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step &s = *steps_[i];
-    if (s.path != ExecPath::Codegen || uses_strings(*s.node)) continue;
+    if (s.path != ExecPath::Codegen || uses_strings(*s.node, {})) continue;
     for (size_t o = 0; o < s.node->outputs.size(); ++o) {
       const Value *v = s.node->outputs[o];
       if (!v || graph_outputs_.count(v) || v->dtype == DType::Undefined) continue;
@@ -257,26 +193,6 @@ std::vector<GraphRunner::NodeTime> GraphRunner::profile() const {
   std::vector<NodeTime> out;
   for (auto &s : steps_) out.push_back({s->node, s->ms, s->calls});
   return out;
-}
-
-size_t GraphRunner::specialized_count() const {
-  size_t n = 0;
-  for (auto &s : steps_) {
-    n += s->cache.size();
-    for (auto &[name, runners] : s->subgraphs) {
-      for (auto &r : runners) n += r->specialized_count();
-    }
-  }
-  return n;
-}
-
-void GraphRunner::collect_ir(std::vector<std::string> &out) const {
-  for (auto &s : steps_) {
-    for (auto &[name, runners] : s->subgraphs) {
-      for (auto &r : runners) r->collect_ir(out);
-    }
-    if (!s->kernel_ir.empty()) out.push_back("// " + s->node->describe() + "\n" + s->kernel_ir);
-  }
 }
 
 std::vector<ValueInfo> concrete_shapes(const Node &n, const std::vector<const Tensor *> &ins) {
@@ -442,8 +358,7 @@ void GraphRunner::run_kernel(const Step &s, const std::vector<const Tensor *> &i
   KernelFn fn = s.fn;
   const std::vector<std::pair<int, int>> *refs = &s.dim_refs;
   if (s.specialize) {
-    fn = specialize(s, ins, outs);
-    std::string key;
+    fn = specializer_->specialize(*s.node, ins, outs);
     refs = nullptr;  // specialized kernels have constant shapes
   }
   std::vector<void *> bufs;
@@ -465,49 +380,6 @@ void GraphRunner::run_kernel(const Step &s, const std::vector<const Tensor *> &i
     }
   }
   fn(bufs.data(), dims.data());
-}
-
-KernelFn GraphRunner::specialize(const Step &s, const std::vector<const Tensor *> &ins,
-                                 const std::vector<Tensor> &outs) const {
-  std::lock_guard<std::mutex> lock(jit_mutex_);
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::string key;
-    std::vector<OperandDesc> id, od;
-    for (size_t i = 0; i < ins.size(); ++i) {
-      bool with = s.value_inputs.count(static_cast<int>(i)) != 0;
-      id.push_back(desc_of(ins[i], with));
-      if (ins[i]) {
-        key += std::string(dtype_name(ins[i]->dtype())) + shape_str(ins[i]->shape()) + ";";
-        if (with) {
-          for (int64_t k = 0; k < ins[i]->numel(); ++k) key += std::to_string(ins[i]->get_f64(k)) + ",";
-        }
-      }
-      key += "|";
-    }
-    for (auto &o : outs) {
-      od.push_back(desc_of(o.defined() ? &o : nullptr, false));
-      if (o.defined()) key += std::string(dtype_name(o.dtype())) + shape_str(o.shape()) + ";";
-    }
-    auto it = s.cache.find(key);
-    if (it != s.cache.end()) return it->second.first;
-    int needed = -1;
-    std::string name = "s" + std::to_string(reinterpret_cast<uintptr_t>(&s)) + "_" + std::to_string(s.cache.size()) +
-                       "_" + op_name(s.node->kind);
-    auto spec = build_kernel(*s.node, id, od, name, opts_, &needed);
-    if (!spec) {
-      internal_assert(needed >= 0 && !s.value_inputs.count(needed)) << "specialization did not converge";
-      s.value_inputs.insert(needed);
-      continue;
-    }
-    // Specializations are named after this run's step addresses: never worth caching.
-    JitOptions jo;
-    jo.kernel_cache = false;
-    auto fns = jit_.compile({spec->kernel}, jo);
-    s.cache[key] = {fns.at(name), {}};
-    return fns.at(name);
-  }
-  internal_error << s.node->describe() << ": could not specialize kernel";
-  return nullptr;
 }
 
 void GraphRunner::run_control(const Step &s, Env &env) const {

@@ -6,7 +6,7 @@
 #include <set>
 #include <variant>
 
-#include "compiler/runtime_kernel.h"
+#include "runtime/runtime_kernel.h"
 #include "support/error.h"
 
 namespace kiln {

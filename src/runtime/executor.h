@@ -1,7 +1,12 @@
 // Executes a graph: compiled kernels, runtime kernels and control flow, with concrete
 // shapes computed at run time by the same shape functions that inferred the symbolic
 // ones. One GraphRunner per graph (subgraphs of If/Loop/Scan get their own).
+//
+// The executor knows nothing of lowering or LLVM: the compiler (compiler/kernel_table.h)
+// or a model library (runtime/model_library.h) tells it which compiled entry point runs
+// each node, through a KernelTable. That keeps it in libkiln_runtime.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,14 +17,33 @@
 #include <tuple>
 #include <vector>
 
-#include "compiler/kernel_builder.h"
-#include "compiler/memory_plan.h"
+#include "runtime/kernel_abi.h"
+#include "runtime/memory_plan.h"
 #include "graph/shape_fn.h"
 #include "graph/graph.h"
 
 namespace kiln {
 
-class Jit;
+// The compiled kernel of one node that runs generated code.
+struct StepKernel {
+  std::string name;  // entry point (identical kernels share one)
+  // For each runtime `dims` argument of the kernel: (operand index in inputs-then-outputs, axis).
+  std::vector<std::pair<int, int>> dim_refs;
+  std::string ir;  // its Loop IR, for `kiln inspect --ir` (empty when loaded from a library)
+};
+// By node, for a graph and all its subgraphs. A codegen node without an entry needs its
+// kernel specialized at run time (its lowering needs input contents).
+using KernelTable = std::unordered_map<const Node *, StepKernel>;
+
+// Makes kernels at run time for nodes whose lowering needs input contents (the JIT).
+// Libraries compiled ahead of time have none: every kernel was built in advance.
+class Specializer {
+ public:
+  virtual ~Specializer() = default;
+  virtual KernelFn specialize(const Node &n, const std::vector<const Tensor *> &ins, const std::vector<Tensor> &outs) = 0;
+  // Kernels specialized so far.
+  virtual size_t count() const = 0;
+};
 
 // Values computed so far; lookups fall back to the enclosing scope (subgraphs).
 struct Env {
@@ -30,14 +54,13 @@ struct Env {
 
 class GraphRunner {
  public:
-  GraphRunner(const Graph &g, Jit &jit, std::mutex &jit_mutex, const LowerOptions &opts);
+  // `specializer` may be null (then a node without a kernel in the table is an error).
+  GraphRunner(const Graph &g, Specializer *specializer);
   ~GraphRunner();
 
-  // Builds the kernels of this graph and its subgraphs and appends them to `kernels`
-  // (deduplicated by body through `dedup`: identical kernels compile once).
-  void build(std::vector<Kernel> &kernels, std::map<std::string, std::string> &dedup);
-  // After the JIT compiled `kernels`, binds entry points.
-  void bind(const std::map<std::string, KernelFn> &fns);
+  // Binds every codegen node of this graph and its subgraphs to its entry point, which
+  // `resolve` finds by name, and makes the static memory plan when shapes allow.
+  void bind(const KernelTable &table, const std::function<KernelFn(const std::string &)> &resolve);
 
   // Runs the graph on `inputs` (in graph input order) with outer-scope values from
   // `outer`; returns the graph outputs in order.
@@ -45,10 +68,6 @@ class GraphRunner {
 
   const Graph &graph() const { return g_; }
   GraphRunner &subgraph(const Node &n, const std::string &attr) const;
-  // Number of kernels specialized at run time so far (inputs whose contents matter).
-  size_t specialized_count() const;
-  // The Loop IR of every kernel, for `kiln inspect --ir`.
-  void collect_ir(std::vector<std::string> &out) const;
 
   // Per-node wall time of this graph's steps (not subgraphs'), while enabled.
   struct NodeTime {
@@ -74,13 +93,10 @@ class GraphRunner {
   void run_step(const Step &s, Env &env, RunState *rs) const;
   Tensor alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const;
   void run_kernel(const Step &s, const std::vector<const Tensor *> &ins, std::vector<Tensor> &outs) const;
-  KernelFn specialize(const Step &s, const std::vector<const Tensor *> &ins, const std::vector<Tensor> &outs) const;
   void run_control(const Step &s, Env &env) const;
 
   const Graph &g_;
-  Jit &jit_;
-  std::mutex &jit_mutex_;
-  LowerOptions opts_;
+  Specializer *specializer_;
   mutable bool profiling_ = false;
   // Memory plans by input-shape signature; each keeps a pool of arenas so concurrent runs
   // each get their own.
@@ -91,6 +107,9 @@ class GraphRunner {
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
 };
+
+// Generated code has no strings: codegen ops on string tensors run a C++ kernel instead.
+bool node_uses_strings(const Node &n);
 
 // Concrete output shapes of a node from concrete inputs (runs the shape function).
 std::vector<ValueInfo> concrete_shapes(const Node &n, const std::vector<const Tensor *> &ins);
