@@ -1,30 +1,17 @@
-// In-process compilation of kernels with ORC LLJIT for the host CPU.
+// In-process compilation of kernels: object files from ObjectCompiler, linked by ORC LLJIT.
 #pragma once
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "codegen/object_compiler.h"
 #include "loop/kernel.h"
 
 namespace kiln {
 
-struct JitOptions {
-  int llvm_opt_level = 2;
-  std::string dump_llvm_ir_path;  // if set, the optimized LLVM IR is written there (no cache)
-  // Load object groups from the disk kernel cache and store new ones (kernel_cache.h).
-  // Worth it only for kernels whose names are the same from run to run.
-  bool kernel_cache = true;
-};
-
-// Object groups that compile() loaded from the kernel cache (hits) or had to compile with
-// LLVM (misses; stored when the cache directory is writable). Zero while the cache is off.
-struct JitCacheStats {
-  size_t hits = 0, misses = 0;
-};
-
-// A code-generation target: "native" (the host CPU and its features), "x86-64-v3"
-// (AVX2 + FMA) or "x86-64-v4" (AVX-512).
+// A code-generation target this machine runs: "native" (the host CPU and its features),
+// "x86-64-v3" (AVX2 + FMA) or "x86-64-v4" (AVX-512).
 class Jit {
  public:
   // kernel_cache = false: this Jit never reads or writes the disk kernel cache, whatever
@@ -46,8 +33,8 @@ class Jit {
   int vector_bits() const;
   const std::string &target() const;
 
-  static std::string host_cpu();
-  static std::string host_features();
+  static std::string host_cpu() { return host_cpu_name(); }
+  static std::string host_features() { return host_cpu_features(); }
 
  private:
   struct Impl;

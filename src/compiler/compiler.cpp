@@ -26,7 +26,7 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
   cm->jit_ = std::make_unique<Jit>(opts.target, opts.kernel_cache);
   cm->jit_mutex_ = std::make_unique<std::mutex>();
   auto t0 = std::chrono::steady_clock::now();
-  run_pipeline(cm->model_, opts, *cm->jit_, cm->stats_);
+  run_pipeline(cm->model_, opts, *cm->jit_, cm->jit_->vector_bits(), cm->stats_);
   cm->stats_.seconds_passes = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -57,41 +57,7 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
 }
 
 std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inputs) const {
-  const Graph &g = *model_.graph;
-  std::vector<Tensor> ordered;
-  std::map<std::string, int64_t> bound;  // symbol -> value, consistent across inputs
-  for (const Value *v : g.inputs) {
-    auto it = inputs.find(v->name);
-    user_assert(it != inputs.end()) << "missing input '" << v->name << "' (" << dtype_name(v->dtype)
-                                    << shape_str(v->shape) << ")";
-    const Tensor &t = it->second;
-    user_assert(t.dtype() == v->dtype) << "input '" << v->name << "' has dtype " << dtype_name(t.dtype())
-                                       << ", the model expects " << dtype_name(v->dtype);
-    if (v->has_shape) {
-      user_assert(t.rank() == static_cast<int>(v->shape.size()))
-          << "input '" << v->name << "' has shape " << shape_str(t.shape()) << ", the model expects rank "
-          << v->shape.size() << " " << shape_str(v->shape);
-      for (size_t i = 0; i < v->shape.size(); ++i) {
-        const Dim &d = v->shape[i];
-        int64_t got = t.shape()[i];
-        if (d.is_const()) {
-          user_assert(d.value() == got) << "input '" << v->name << "' has shape " << shape_str(t.shape())
-                                        << ", the model expects " << shape_str(v->shape);
-        } else if (d.kind() == Dim::Kind::Sym) {
-          auto [b, fresh] = bound.emplace(d.name(), got);
-          user_assert(fresh || b->second == got) << "input '" << v->name << "': dim '" << d.name() << "' is " << got
-                                                 << " here but " << b->second << " in another input";
-        }
-      }
-    }
-    ordered.push_back(t);
-  }
-  for (auto &[name, t] : inputs) {
-    bool known = false;
-    for (const Value *v : g.inputs) known |= v->name == name;
-    user_assert(known) << "the model has no input named '" << name << "'";
-  }
-  return runner_->run(ordered, nullptr);
+  return runner_->run(order_inputs(*model_.graph, inputs), nullptr);
 }
 
 std::optional<MemoryPlan> CompiledModel::static_memory_plan() const { return runner_->static_memory_plan(); }

@@ -16,7 +16,8 @@ namespace kiln {
 
 struct CompileOptions {
   int opt_level = 0;
-  std::string target = "native";  // native, x86-64-v3 (AVX2), x86-64-v4 (AVX-512)
+  // native, x86-64-v3 (AVX2), x86-64-v4 (AVX-512); aarch64-linux-gnu for libraries only
+  std::string target = "native";
   // Pins symbolic input dims: input name -> concrete shape (kiln run --shape).
   std::map<std::string, std::vector<int64_t>> input_shapes;
   std::string print_after;  // pass name whose output IR is printed to stderr ("all" for every pass)
@@ -73,8 +74,9 @@ class CompiledModel {
   std::unique_ptr<GraphRunner> runner_;
 };
 
-// Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md).
-void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, CompileStats &stats);
+// Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md). Constant
+// folding runs on `jit`; weights are packed for vectors of `vector_bits`.
+void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, int vector_bits, CompileStats &stats);
 
 // Evaluates nodes on concrete inputs, compiling all their kernels in one module
 // (constant folding and tests use it). Returns each node's outputs.

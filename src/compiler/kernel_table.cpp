@@ -52,7 +52,8 @@ void build_kernel_table(const Graph &g, const LowerOptions &opts, std::vector<Ke
       if (v && (!v->has_shape || v->dtype == DType::Undefined)) known = false;
     }
     if (!known) continue;
-    std::string name = "k" + std::to_string(kernels.size()) + "_" + op_name(n.kind);
+    std::string name = "k";
+    name += std::to_string(kernels.size()) + "_" + op_name(n.kind);
     std::optional<KernelSpec> spec = build_kernel(n, ins, outs, name, opts);
     if (!spec) continue;
     StepKernel &sk = table[&n];

@@ -195,6 +195,43 @@ std::vector<GraphRunner::NodeTime> GraphRunner::profile() const {
   return out;
 }
 
+std::vector<Tensor> order_inputs(const Graph &g, const std::map<std::string, Tensor> &inputs) {
+  std::vector<Tensor> ordered;
+  std::map<std::string, int64_t> bound;  // symbol -> value, consistent across inputs
+  for (const Value *v : g.inputs) {
+    auto it = inputs.find(v->name);
+    user_assert(it != inputs.end()) << "missing input '" << v->name << "' (" << dtype_name(v->dtype)
+                                    << shape_str(v->shape) << ")";
+    const Tensor &t = it->second;
+    user_assert(t.dtype() == v->dtype) << "input '" << v->name << "' has dtype " << dtype_name(t.dtype())
+                                       << ", the model expects " << dtype_name(v->dtype);
+    if (v->has_shape) {
+      user_assert(t.rank() == static_cast<int>(v->shape.size()))
+          << "input '" << v->name << "' has shape " << shape_str(t.shape()) << ", the model expects rank "
+          << v->shape.size() << " " << shape_str(v->shape);
+      for (size_t i = 0; i < v->shape.size(); ++i) {
+        const Dim &d = v->shape[i];
+        int64_t got = t.shape()[i];
+        if (d.is_const()) {
+          user_assert(d.value() == got) << "input '" << v->name << "' has shape " << shape_str(t.shape())
+                                        << ", the model expects " << shape_str(v->shape);
+        } else if (d.kind() == Dim::Kind::Sym) {
+          auto [b, fresh] = bound.emplace(d.name(), got);
+          user_assert(fresh || b->second == got) << "input '" << v->name << "': dim '" << d.name() << "' is " << got
+                                                 << " here but " << b->second << " in another input";
+        }
+      }
+    }
+    ordered.push_back(t);
+  }
+  for (auto &[name, t] : inputs) {
+    bool known = false;
+    for (const Value *v : g.inputs) known |= v->name == name;
+    user_assert(known) << "the model has no input named '" << name << "'";
+  }
+  return ordered;
+}
+
 std::vector<ValueInfo> concrete_shapes(const Node &n, const std::vector<const Tensor *> &ins) {
   std::vector<ValueInfo> infos;
   for (const Tensor *t : ins) {

@@ -108,6 +108,10 @@ class GraphRunner {
   std::unordered_map<const Value *, size_t> last_use_;
 };
 
+// The graph inputs in order, from named tensors; checks names, dtypes, ranks, static dims
+// and that a symbolic dim has one value across inputs (user_error otherwise).
+std::vector<Tensor> order_inputs(const Graph &g, const std::map<std::string, Tensor> &inputs);
+
 // Generated code has no strings: codegen ops on string tensors run a C++ kernel instead.
 bool node_uses_strings(const Node &n);
 

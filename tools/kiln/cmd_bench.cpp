@@ -8,9 +8,7 @@
 
 #include "cli_args.h"
 #include "commands.h"
-#include "compiler/compiler.h"
-#include "input_shapes.h"
-#include "onnx/importer.h"
+#include "model_source.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
 #include "support/npy.h"
@@ -20,9 +18,9 @@ namespace kiln {
 namespace {
 
 const char *kHelp =
-    "usage: kiln bench MODEL.onnx [options]\n"
+    "usage: kiln bench MODEL.onnx|MODEL.so [options]\n"
     "\n"
-    "Compiles the model once, then times repeated runs on seeded random inputs (or the\n"
+    "Compiles the model once (or loads a library from `kiln compile`), then times repeated runs on seeded random inputs (or the\n"
     "given .npy inputs). Compile time is reported separately from run time.\n"
     "\n"
     "options:\n"
@@ -66,7 +64,7 @@ Tensor random_input(const Value &v, std::mt19937_64 &rng) {
 
 // Runs `iterations` more times with per-node timing; prints the slowest nodes and the
 // time per op kind.
-void print_profile(const CompiledModel &cm, const std::map<std::string, Tensor> &inputs, int iterations) {
+void print_profile(const ModelSource &cm, const std::map<std::string, Tensor> &inputs, int iterations) {
   cm.set_profiling(true);
   for (int i = 0; i < iterations; ++i) cm.run(inputs);
   cm.set_profiling(false);
@@ -126,9 +124,7 @@ int cmd_bench(int argc, char **argv) {
   }
 
   auto t0 = std::chrono::steady_clock::now();
-  Model model = load_onnx(a.positional[0]);
-  pin_given_input_shapes(model, inputs, opts);
-  auto cm = CompiledModel::compile(std::move(model), opts);
+  auto cm = ModelSource::open(a.positional[0], opts, inputs, a);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::mt19937_64 rng(0);
   for (const Value *v : cm->graph().inputs) {
@@ -149,8 +145,14 @@ int cmd_bench(int argc, char **argv) {
     nlohmann::json j = {{"model", a.positional[0]}, {"median_ms", median}, {"min_ms", ms.front()}, {"p90_ms", p90},
                         {"iterations", iterations}, {"threads", num_threads()}, {"compile_s", compile_s},
                         {"opt_level", opts.opt_level}, {"target", opts.target}, {"samples_ms", samples},
-                        {"kernel_cache_hits", cm->stats().kernel_cache_hits},
-                        {"kernel_cache_misses", cm->stats().kernel_cache_misses}};
+                        {"kernel_cache_hits", cm->compiled() ? cm->compiled()->stats().kernel_cache_hits : 0},
+                        {"kernel_cache_misses", cm->compiled() ? cm->compiled()->stats().kernel_cache_misses : 0}};
+    if (cm->library()) {
+      j["target"] = cm->library()->info().target;
+      j["opt_level"] = cm->library()->info().opt_level;
+      j["load_s"] = compile_s;
+      j.erase("compile_s");
+    }
     std::cout << j.dump() << "\n";
   } else {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",

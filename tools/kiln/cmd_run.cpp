@@ -10,9 +10,7 @@
 #include "cli_args.h"
 #include "codegen/kernel_cache.h"
 #include "commands.h"
-#include "compiler/compiler.h"
-#include "input_shapes.h"
-#include "onnx/importer.h"
+#include "model_source.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
 #include "support/npy.h"
@@ -22,9 +20,9 @@ namespace kiln {
 namespace {
 
 const char *kHelp =
-    "usage: kiln run MODEL.onnx [options]\n"
+    "usage: kiln run MODEL.onnx|MODEL.so [options]\n"
     "\n"
-    "Compiles the model and runs it once. Inputs come from .npy files; inputs not given\n"
+    "Compiles the model (or loads a library from `kiln compile`) and runs it once. Inputs come from .npy files; inputs not given\n"
     "are filled with seeded random values (floats uniform in [-1, 1), integers in [0, 10)).\n"
     "Prints each output's name, dtype, shape and a short summary.\n"
     "\n"
@@ -141,12 +139,10 @@ int cmd_run(int argc, char **argv) {
   }
 
   auto t0 = std::chrono::steady_clock::now();
-  Model m = load_onnx(a.positional[0]);
-  pin_given_input_shapes(m, inputs, opts);
-  std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
+  std::unique_ptr<ModelSource> cm = ModelSource::open(a.positional[0], opts, inputs, a);
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (opts.progress) {
-    const CompileStats &st = cm->stats();
+  if (opts.progress && cm->compiled()) {
+    const CompileStats &st = cm->compiled()->stats();
     std::string dir = opts.kernel_cache ? kernel_cache_dir() : "";
     if (dir.empty()) {
       std::fprintf(stderr, "[kiln] kernel cache: off\n");
@@ -201,11 +197,12 @@ int cmd_run(int argc, char **argv) {
     }
   }
   if (a.flag("--json")) {
-    j["compile_s"] = compile_s;
+    j[cm->compiled() ? "compile_s" : "load_s"] = compile_s;
     j["run_ms"] = run_ms;
     std::cout << j.dump() << "\n";
   } else {
-    std::printf("compile %.2f s, run %.2f ms (%d threads)\n", compile_s, run_ms, num_threads());
+    std::printf("%s %.2f s, run %.2f ms (%d threads)\n", cm->compiled() ? "compile" : "load", compile_s, run_ms,
+                num_threads());
   }
   return 0;
 }

@@ -17,6 +17,9 @@ const char *kUsage =
     "  inspect MODEL   what is inside a model and how kiln will run it\n"
     "  run MODEL       compile and run a model on .npy inputs (or seeded random ones)\n"
     "  bench MODEL     compile once, then time repeated runs (median, min, p90)\n"
+    "  compile MODEL   compile ahead of time into a shared library (-o MODEL.so) for this\n"
+    "                  CPU, x86-64-v3/v4 or aarch64; run, bench and the C/C++/Python APIs\n"
+    "                  load it\n"
     "\n"
     "Run `kiln <command> --help` for a command's options.\n"
     "Exit status: 0 on success, 2 on bad input (model, flag or data), 1 on an internal error.\n";
@@ -33,8 +36,9 @@ int main(int argc, char **argv) {
     if (cmd == "inspect") return kiln::cmd_inspect(argc, argv);
     if (cmd == "run") return kiln::cmd_run(argc, argv);
     if (cmd == "bench") return kiln::cmd_bench(argc, argv);
+    if (cmd == "compile") return kiln::cmd_compile(argc, argv);
     if (cmd == "--version") {
-      std::cout << "kiln 0.1.0\n";
+      std::cout << "kiln " KILN_VERSION "\n";
       return 0;
     }
     std::cerr << "kiln: unknown command '" << cmd << "' (try kiln --help)\n";

@@ -1,0 +1,113 @@
+#include "runtime/model_library.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "runtime/cpu_features.h"
+#include "runtime/thread_pool.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+using ParallelFor = decltype(&kiln_parallel_for);
+
+const char *machine_name(uint16_t m) {
+  switch (m) {
+    case EM_X86_64: return "x86_64";
+    case EM_AARCH64: return "aarch64";
+    case EM_386: return "i386";
+    case EM_ARM: return "arm";
+    case EM_RISCV: return "riscv";
+    default: return "an unknown architecture";
+  }
+}
+
+// Checks what dlopen would otherwise crash or give a cryptic message on: a file that is
+// not a 64-bit ELF shared object, one for another architecture, and one cut short (a
+// mapping past the end of a file raises SIGBUS when touched).
+void check_elf(const std::string &path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  user_assert(f) << "cannot open model library '" << path << "'";
+  auto size = static_cast<uint64_t>(f.tellg());
+  f.seekg(0);
+  Elf64_Ehdr eh{};
+  f.read(reinterpret_cast<char *>(&eh), sizeof eh);
+  user_assert(f && std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0)
+      << "'" << path << "' is not a kiln model library (not an ELF shared library)";
+  user_assert(eh.e_ident[EI_CLASS] == ELFCLASS64 && eh.e_type == ET_DYN)
+      << "'" << path << "' is not a kiln model library (not a 64-bit shared library)";
+  const char *mine = host_arch();
+  user_assert(std::strcmp(machine_name(eh.e_machine), mine) == 0)
+      << "'" << path << "' was built for " << machine_name(eh.e_machine) << ", but this machine is " << mine
+      << "; compile it with --target native (or run it on the machine it was built for)";
+  user_assert(eh.e_shoff + uint64_t{eh.e_shnum} * eh.e_shentsize <= size)
+      << "'" << path << "' is truncated (" << size << " bytes; its section table ends at "
+      << eh.e_shoff + uint64_t{eh.e_shnum} * eh.e_shentsize << ")";
+  for (int i = 0; i < eh.e_phnum; ++i) {
+    Elf64_Phdr ph{};
+    f.seekg(static_cast<std::streamoff>(eh.e_phoff + uint64_t(i) * eh.e_phentsize));
+    f.read(reinterpret_cast<char *>(&ph), sizeof ph);
+    user_assert(f && ph.p_offset + ph.p_filesz <= size) << "'" << path << "' is truncated (" << size << " bytes)";
+  }
+}
+
+}  // namespace
+
+bool is_elf_file(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  char magic[4] = {};
+  f.read(magic, 4);
+  return f && std::memcmp(magic, ELFMAG, SELFMAG) == 0;
+}
+
+std::unique_ptr<ModelLibrary> ModelLibrary::load(const std::string &path) {
+  check_elf(path);
+  std::unique_ptr<ModelLibrary> lib(new ModelLibrary());
+  // dlopen searches the library path for names without a slash; a file name is meant here.
+  std::string p = path.find('/') == std::string::npos ? "./" + path : path;
+  lib->handle_ = dlopen(p.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib->handle_) {
+    const char *e = dlerror();
+    user_error << "cannot load model library '" << path << "': " << (e ? e : "dlopen failed");
+  }
+  auto *data = static_cast<const uint8_t *>(dlsym(lib->handle_, "kiln_model_data"));
+  auto *size = static_cast<const uint64_t *>(dlsym(lib->handle_, "kiln_model_data_size"));
+  auto *pf = static_cast<ParallelFor *>(dlsym(lib->handle_, "kiln_runtime_parallel_for"));
+  user_assert(data && size && pf) << "'" << path << "' is a shared library but not a kiln model library";
+  ModelLibraryInfo info = read_model_info(data, *size);
+  user_assert(info.arch == host_arch()) << "'" << path << "' was compiled for " << info.arch << ", not " << host_arch();
+  auto missing = missing_cpu_features(info.cpu_features);
+  if (!missing.empty()) {
+    std::string list;
+    for (auto &m : missing) list += (list.empty() ? "" : ", ") + m;
+    user_error << "'" << path << "' was compiled for target " << info.target << " and needs " << list
+               << ", which this CPU lacks; compile it with --target native on this machine (or x86-64-v3 for AVX2)";
+  }
+  *pf = &kiln_parallel_for;
+  lib->payload_ = deserialize_model(data, *size);
+  lib->runner_ = std::make_unique<GraphRunner>(*lib->payload_.model.graph, nullptr);
+  void *handle = lib->handle_;
+  lib->runner_->bind(lib->payload_.kernels, [&](const std::string &name) {
+    auto fn = reinterpret_cast<KernelFn>(dlsym(handle, name.c_str()));
+    user_assert(fn) << "corrupt model library '" << path << "': kernel " << name << " is missing";
+    return fn;
+  });
+  return lib;
+}
+
+ModelLibrary::~ModelLibrary() {
+  runner_.reset();
+  payload_ = ModelPayload();
+  if (handle_) dlclose(handle_);
+}
+
+std::vector<Tensor> ModelLibrary::run(const std::map<std::string, Tensor> &inputs) const {
+  return runner_->run(order_inputs(graph(), inputs), nullptr);
+}
+
+}  // namespace kiln
