@@ -168,7 +168,7 @@ class Reader {
   }
   DType dtype() {
     uint8_t t = pod<uint8_t>();
-    user_assert(t <= static_cast<uint8_t>(DType::U64) || t == static_cast<uint8_t>(DType::BF16))
+    user_assert(t == 0 || dtype_valid(t))
         << "corrupt model library: bad dtype " << int(t);
     return static_cast<DType>(t);
   }
