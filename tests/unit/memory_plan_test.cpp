@@ -13,7 +13,7 @@
 #include <random>
 #include <thread>
 
-#include "compiler/memory_plan.h"
+#include "runtime/memory_plan.h"
 #include "opt_levels.h"
 
 namespace kiln {

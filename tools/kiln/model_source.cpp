@@ -9,7 +9,8 @@ namespace kiln {
 std::unique_ptr<ModelSource> ModelSource::open(const std::string &path, CompileOptions opts,
                                                const std::map<std::string, Tensor> &inputs, const Args &a) {
   auto src = std::make_unique<ModelSource>();
-  if (is_elf_file(path)) {
+  bool so = path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0;
+  if (so || is_elf_file(path)) {
     for (const char *f : {"-O0", "-O1", "-O2", "-O3", "--no-cache"}) {
       user_assert(!a.flag(f)) << f << " applies when compiling; '" << path << "' is an already compiled library";
     }
