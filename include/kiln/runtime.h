@@ -91,7 +91,9 @@ KILN_API const char *kiln_model_target(const kiln_model *m);
 
 /* Runs the model. Inputs are matched by name, or by position when names are NULL. Outputs
  * are in model order; when an output buffer is too small, kiln still writes its dtype, rank
- * and shape, and returns KILN_ERROR naming the bytes it needs. */
+ * and shape, and returns KILN_ERROR naming the bytes it needs. An output whose data is NULL
+ * (and bytes 0) gets a buffer allocated by kiln, to be released with kiln_free: the way to
+ * run models whose output shapes depend on the inputs. */
 KILN_API kiln_status kiln_model_run(kiln_model *m, const kiln_tensor *inputs, int num_inputs, kiln_tensor *outputs,
                                     int num_outputs);
 
@@ -99,6 +101,9 @@ KILN_API kiln_status kiln_model_run(kiln_model *m, const kiln_tensor *inputs, in
  * or KILN_THREADS). */
 KILN_API void kiln_set_num_threads(int n);
 KILN_API int kiln_get_num_threads(void);
+
+/* Releases a buffer kiln_model_run allocated. */
+KILN_API void kiln_free(void *p);
 
 /* Bytes of one element of `t` (0 for KILN_STRING/KILN_UNDEFINED). */
 KILN_API size_t kiln_dtype_size(kiln_dtype t);

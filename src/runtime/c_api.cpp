@@ -2,6 +2,8 @@
 // everything: no C++ exception crosses into C.
 #include "kiln/runtime.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -168,6 +170,11 @@ kiln_status kiln_model_run(kiln_model *m, const kiln_tensor *inputs, int num_inp
       o.dtype = static_cast<kiln_dtype>(r.dtype());
       o.rank = r.rank();
       for (int a = 0; a < r.rank(); ++a) o.shape[a] = r.shape()[a];
+      if (!o.data && o.bytes == 0) {
+        o.data = std::aligned_alloc(64, std::max<size_t>(64, (r.nbytes() + 63) / 64 * 64));
+        user_assert(o.data) << "out of memory for output '" << g.outputs[i]->name << "'";
+        o.bytes = r.nbytes();
+      }
       if (o.bytes < r.nbytes() || (!o.data && r.nbytes())) {
         if (short_of.empty()) {
           short_of = "output '" + g.outputs[i]->name + "' needs " + std::to_string(r.nbytes()) + " bytes, its buffer has " +
@@ -180,6 +187,8 @@ kiln_status kiln_model_run(kiln_model *m, const kiln_tensor *inputs, int num_inp
     user_assert(short_of.empty()) << short_of;
   });
 }
+
+void kiln_free(void *p) { std::free(p); }
 
 void kiln_set_num_threads(int n) {
   if (n > 0) kiln::set_num_threads(n);
