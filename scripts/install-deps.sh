@@ -13,6 +13,8 @@ PKGS=(
   libonnx-dev libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev nlohmann-json3-dev
   python3 python3-numpy python3-onnx python3-torch python3-torchvision python3-matplotlib
+  python3-pip python3-venv python3-setuptools python3-pytest
+  g++-aarch64-linux-gnu libc6-arm64-cross qemu-user-static binutils
   imagemagick fonts-dejavu-core
 )
 

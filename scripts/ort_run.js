@@ -163,7 +163,9 @@ async function main() {
   const missing = session.inputNames.filter((n) => !(n in feeds));
   if (missing.length) usage(`missing inputs: ${missing.join(', ')}`);
 
+  const t1 = process.hrtime.bigint();
   const results = await session.run(feeds);
+  const firstRunMs = Number(process.hrtime.bigint() - t1) / 1e6;
   const outputsInfo = {};
   if (args.outDir) fs.mkdirSync(args.outDir, { recursive: true });
   for (const name of session.outputNames) {
@@ -196,6 +198,7 @@ async function main() {
     const out = { model: args.model, ort_version: ort.env.versions ? ort.env.versions.common : undefined,
                   threads: args.threads, opt_level: args.optLevel,
                   load_ms: Math.round(loadMs * 1000) / 1000,
+                  first_run_ms: Math.round(firstRunMs * 1000) / 1000,
                   inputs: inputsInfo, outputs: outputsInfo };
     if (timing) out.timing = timing;
     process.stdout.write(JSON.stringify(out, null, 1) + '\n');

@@ -18,6 +18,10 @@ bash scripts/make_model_refs.sh
 step "building (Release)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build -j"$JOBS"
+step "cross-building the runtime for aarch64 (tests run it under qemu)"
+cmake -S . -B build-aarch64 -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+  -DKILN_RUNTIME_ONLY=ON >/dev/null
+ninja -C build-aarch64 -j"$JOBS"
 step "building unit tests under ASan + UBSan"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKILN_SANITIZE=ON >/dev/null
 ninja -C build-asan -j"$JOBS" kiln_unit_tests

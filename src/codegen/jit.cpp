@@ -50,6 +50,7 @@ Jit::~Jit() = default;
 
 const JitCacheStats &Jit::cache_stats() const { return impl_->objects->cache_stats(); }
 int Jit::vector_bits() const { return impl_->objects->vector_bits(); }
+int Jit::vector_registers() const { return impl_->objects->vector_registers(); }
 const std::string &Jit::target() const { return impl_->objects->target(); }
 
 std::map<std::string, KernelFn> Jit::compile(const std::vector<Kernel> &kernels, const JitOptions &opts) {

@@ -31,6 +31,7 @@ class Jit {
 
   // Width of the widest f32 vector registers of the target (512, 256 or 128).
   int vector_bits() const;
+  int vector_registers() const;
   const std::string &target() const;
 
   static std::string host_cpu() { return host_cpu_name(); }

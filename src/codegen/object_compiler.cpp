@@ -135,6 +135,7 @@ const std::string &ObjectCompiler::target() const { return impl_->target; }
 const std::string &ObjectCompiler::triple() const { return impl_->triple; }
 const std::string &ObjectCompiler::arch() const { return impl_->arch; }
 int ObjectCompiler::vector_bits() const { return impl_->vector_bits; }
+int ObjectCompiler::vector_registers() const { return impl_->arch == "aarch64" || impl_->vector_bits >= 512 ? 32 : 16; }
 const JitCacheStats &ObjectCompiler::cache_stats() const { return impl_->cache_stats; }
 const std::string &ObjectCompiler::cache_salt() const { return impl_->cache_salt; }
 

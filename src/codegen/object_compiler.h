@@ -59,6 +59,7 @@ class ObjectCompiler {
   // The runtime/cpu_features.h names of the extensions the code may use.
   std::vector<std::string> cpu_features() const;
   int vector_bits() const;  // widest f32 vector register: 512, 256 or 128
+  int vector_registers() const;  // 32 with AVX-512 and on AArch64, else 16
   const JitCacheStats &cache_stats() const;
   // Everything the target contributes to a kernel-cache key.
   const std::string &cache_salt() const;

@@ -25,14 +25,15 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
   cm->model_ = std::move(model);
   cm->jit_ = std::make_unique<Jit>(opts.target, opts.kernel_cache);
   cm->jit_mutex_ = std::make_unique<std::mutex>();
-  auto t0 = std::chrono::steady_clock::now();
-  run_pipeline(cm->model_, opts, *cm->jit_, cm->jit_->vector_bits(), cm->stats_);
-  cm->stats_.seconds_passes = seconds_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
   LowerOptions lopts;
   lopts.opt_level = opts.opt_level;
   lopts.vector_bits = cm->jit_->vector_bits();
+  lopts.vector_registers = cm->jit_->vector_registers();
+  auto t0 = std::chrono::steady_clock::now();
+  run_pipeline(cm->model_, opts, *cm->jit_, lopts, cm->stats_);
+  cm->stats_.seconds_passes = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
   cm->specializer_ = std::make_unique<JitSpecializer>(*cm->jit_, *cm->jit_mutex_, lopts);
   cm->runner_ = std::make_unique<GraphRunner>(*cm->model_.graph, cm->specializer_.get());
   std::vector<Kernel> kernels;

@@ -11,6 +11,7 @@
 #include "runtime/executor.h"
 #include "runtime/memory_plan.h"
 #include "graph/graph.h"
+#include "lower/lower.h"
 
 namespace kiln {
 
@@ -75,8 +76,8 @@ class CompiledModel {
 };
 
 // Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md). Constant
-// folding runs on `jit`; weights are packed for vectors of `vector_bits`.
-void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, int vector_bits, CompileStats &stats);
+// folding runs on `jit`; weights are packed for the GEMM tiles of `target`.
+void run_pipeline(Model &m, const CompileOptions &opts, Jit &jit, const LowerOptions &target, CompileStats &stats);
 
 // Evaluates nodes on concrete inputs, compiling all their kernels in one module
 // (constant folding and tests use it). Returns each node's outputs.

@@ -68,14 +68,15 @@ LibraryStats compile_library(Model model, const CompileOptions &opts, const std:
       << "linking for " << target.arch() << " needs `" << linker << "`, which is not installed "
       << "(scripts/install-deps.sh installs it)";
 
-  auto t0 = std::chrono::steady_clock::now();
-  run_pipeline(model, opts, folder, target.vector_bits(), stats.compile);
-  stats.compile.seconds_passes = seconds_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
   LowerOptions lopts;
   lopts.opt_level = opts.opt_level;
   lopts.vector_bits = target.vector_bits();
+  lopts.vector_registers = target.vector_registers();
+  auto t0 = std::chrono::steady_clock::now();
+  run_pipeline(model, opts, folder, lopts, stats.compile);
+  stats.compile.seconds_passes = seconds_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
   std::vector<Kernel> kernels;
   std::map<std::string, std::string> dedup;
   KernelTable table;

@@ -49,7 +49,7 @@ void pin_input_shapes(Graph &g, const std::map<std::string, std::vector<int64_t>
 
 }  // namespace
 
-void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, int vector_bits, CompileStats &stats) {
+void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOptions &target, CompileStats &stats) {
   pin_input_shapes(*m.graph, o.input_shapes);
   NodeEvaluator eval = [&](const std::vector<const Node *> &nodes, const std::vector<std::vector<Tensor>> &ins) {
     return evaluate_nodes(nodes, ins, jit);
@@ -75,10 +75,7 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, int vector_bits, 
   }
   if (o.opt_level >= 2) {
     // O2: weights packed for the target's GEMM tiles (last: it needs the final convs).
-    LowerOptions lo;
-    lo.opt_level = o.opt_level;
-    lo.vector_bits = vector_bits;
-    GemmTile tile = gemm_tile_for(lo);
+    GemmTile tile = gemm_tile_for(target);
     run_pass("pack-weights", m, o, [tile](Graph &g) {
       pack_conv_weights(g, tile.mr);
       pack_matmul_weights(g, tile.nv * tile.vl);

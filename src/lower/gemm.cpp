@@ -16,6 +16,8 @@ GemmTile gemm_tile_for(const LowerOptions &o) {
   // 16 with AVX2: 6 x 2 accumulators + 2 + 1.
   if (o.vector_bits >= 512) return {8, 2, 16};
   if (o.vector_bits >= 256) return {6, 2, 8};
+  // NEON: 32 registers of 4 lanes, 8 x 2 accumulators + 2 + 1 like AVX-512.
+  if (o.vector_registers >= 32) return {8, 2, 4};
   return {4, 2, 4};
 }
 

@@ -36,6 +36,7 @@ struct NeedsValue {
 struct LowerOptions {
   int opt_level = 0;
   int vector_bits = 256;
+  int vector_registers = 16;  // architectural vector registers (32 with AVX-512 and on AArch64)
   int vector_lanes_f32() const { return vector_bits / 32; }
 };
 
