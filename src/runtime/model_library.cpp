@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <elf.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
@@ -57,6 +58,60 @@ void check_elf(const std::string &path) {
 }
 
 }  // namespace
+
+LibraryContents read_model_library(const std::string &path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  user_assert(f) << "cannot open model library '" << path << "'";
+  auto size = static_cast<uint64_t>(f.tellg());
+  auto read = [&](uint64_t off, void *dst, uint64_t n) {
+    user_assert(off <= size && n <= size - off) << "'" << path << "' is truncated";
+    f.seekg(static_cast<std::streamoff>(off));
+    f.read(static_cast<char *>(dst), static_cast<std::streamsize>(n));
+    user_assert(f.good()) << "cannot read '" << path << "'";
+  };
+  Elf64_Ehdr eh{};
+  read(0, &eh, sizeof eh);
+  user_assert(std::memcmp(eh.e_ident, ELFMAG, SELFMAG) == 0 && eh.e_ident[EI_CLASS] == ELFCLASS64)
+      << "'" << path << "' is not a kiln model library (not a 64-bit ELF file)";
+  std::vector<Elf64_Shdr> sh(eh.e_shnum);
+  for (int i = 0; i < eh.e_shnum; ++i) read(eh.e_shoff + uint64_t(i) * eh.e_shentsize, &sh[i], sizeof(Elf64_Shdr));
+  // The dynamic symbol table names the blob; its address maps to a file offset through the
+  // section that holds it.
+  uint64_t data_addr = 0, size_addr = 0;
+  for (auto &s : sh) {
+    if (s.sh_type != SHT_DYNSYM || s.sh_link >= sh.size() || s.sh_entsize != sizeof(Elf64_Sym)) continue;
+    const Elf64_Shdr &strtab = sh[s.sh_link];
+    std::string names(strtab.sh_size, '\0');
+    read(strtab.sh_offset, names.data(), names.size());
+    for (uint64_t k = 0; k < s.sh_size / sizeof(Elf64_Sym); ++k) {
+      Elf64_Sym sym{};
+      read(s.sh_offset + k * sizeof sym, &sym, sizeof sym);
+      if (sym.st_name >= names.size()) continue;
+      const char *n = names.c_str() + sym.st_name;
+      if (!std::strcmp(n, "kiln_model_data")) data_addr = sym.st_value;
+      if (!std::strcmp(n, "kiln_model_data_size")) size_addr = sym.st_value;
+    }
+  }
+  user_assert(data_addr && size_addr) << "'" << path << "' is a shared library but not a kiln model library";
+  auto file_offset = [&](uint64_t addr) -> uint64_t {
+    for (auto &s : sh) {
+      if (s.sh_type != SHT_NOBITS && s.sh_addr && addr >= s.sh_addr && addr < s.sh_addr + s.sh_size) {
+        return s.sh_offset + (addr - s.sh_addr);
+      }
+    }
+    user_error << "'" << path << "': model data outside the file's sections";
+    return 0;
+  };
+  uint64_t n = 0;
+  read(file_offset(size_addr), &n, sizeof n);
+  user_assert(n <= size) << "'" << path << "' is truncated";
+  LibraryContents out;
+  out.blob.reset(static_cast<uint8_t *>(std::aligned_alloc(64, std::max<uint64_t>(64, (n + 63) / 64 * 64))), std::free);
+  user_assert(out.blob != nullptr) << "out of memory reading '" << path << "'";
+  read(file_offset(data_addr), out.blob.get(), n);
+  out.payload = deserialize_model(out.blob.get(), n);
+  return out;
+}
 
 bool is_elf_file(const std::string &path) {
   std::ifstream f(path, std::ios::binary);

@@ -38,6 +38,14 @@ class ModelLibrary {
   std::unique_ptr<GraphRunner> runner_;
 };
 
+// The model data of a library read from the file without loading it, so a library for
+// another architecture can be inspected. Constants borrow from `blob`.
+struct LibraryContents {
+  std::shared_ptr<uint8_t> blob;
+  ModelPayload payload;
+};
+LibraryContents read_model_library(const std::string &path);
+
 // Whether `path` starts like an ELF file (so `kiln run` treats it as a model library).
 bool is_elf_file(const std::string &path);
 

@@ -17,6 +17,7 @@
 Usage: /usr/bin/python3 tests/aot/aot_test.py BUILD_DIR [--aarch64-build DIR] [--filter SUBSTR] [-v]
 """
 import argparse
+import json
 import os
 import shutil
 import struct
@@ -217,6 +218,9 @@ def bad_artifacts(env):
     checks.append((variant("version.so", data[: i + 8] + struct.pack("<I", 999) + data[i + 12:]), ["version"]))
     for p, keys in checks:
         env.user_error([env.kiln, "run", p], keys)
+    env.user_error([env.kiln, "inspect", checks[0][0]], ["truncated"])
+    if foreign:
+        env.user_error([env.kiln, "inspect", foreign], ["not a kiln model library"])
     # The C API refuses them the same way (no crash, message from kiln_last_error).
     for p, keys in checks[:2]:
         r = env.run([os.path.join(env.build, "examples", "run_model_c"), p])
@@ -275,8 +279,11 @@ def aarch64_under_qemu(env):
             print(f"  {name}: aarch64 vs x86 rel-L2 {err:.2e}, {fmla} fmla .4s")
         if got.shape != ref.shape or not err <= 1e-4:
             raise Failure(f"{name}: aarch64 output differs from x86 (rel-L2 {err:.3g})")
-        # The x86 runtime refuses it with the reason.
+        # The x86 runtime refuses it with the reason; inspect reads it without loading it.
         env.user_error([env.kiln, "run", lib], ["aarch64"])
+        info = json.loads(env.ok([env.kiln, "inspect", lib, "--json"]).stdout)
+        if (info["target"], info["arch"], info["cpu_features"]) != ("aarch64-linux-gnu", "aarch64", ["neon"]):
+            raise Failure(f"inspect of the aarch64 library says {info}")
 
 
 @case

@@ -9,6 +9,7 @@
 #include "compiler/model_stats.h"
 #include "graph/printer.h"
 #include "onnx/importer.h"
+#include "runtime/model_library.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -16,8 +17,10 @@ namespace kiln {
 namespace {
 
 const char *kHelp =
-    "usage: kiln inspect MODEL.onnx [options]\n"
+    "usage: kiln inspect MODEL.onnx|MODEL.so [options]\n"
     "\n"
+    "For a library from `kiln compile`: its target, the CPU features it needs, inputs,\n"
+    "outputs and ops (--ir: its graph). For an ONNX model:\n"
     "Shows the model's inputs and outputs (with symbolic dims), parameter count, FLOPs,\n"
     "an op histogram and, for every op, whether kiln generates code for it (codegen),\n"
     "runs a C++ runtime kernel (runtime-kernel) or executes it as control flow.\n"
@@ -51,6 +54,43 @@ std::string human(double v) {
   return buf;
 }
 
+// A library from `kiln compile`: what it was built for and the graph it runs.
+int inspect_library(const std::string &path, const Args &a) {
+  for (const char *o : {"-O0", "-O1", "-O2", "-O3"}) {
+    user_assert(!a.flag(o)) << o << " applies when compiling; '" << path << "' is an already compiled library";
+  }
+  user_assert(a.all("--shape").empty()) << "--shape applies when compiling; '" << path << "' is an already compiled library";
+  LibraryContents lib = read_model_library(path);  // any architecture: nothing is loaded
+  const ModelLibraryInfo &info = lib.payload.info;
+  const Graph &g = *lib.payload.model.graph;
+  std::map<std::string, int> ops;
+  for (auto &n : g.nodes) ops[op_name(n->kind)]++;
+  std::string features;
+  for (auto &f : info.cpu_features) features += (features.empty() ? "" : ",") + f;
+  if (a.flag("--json")) {
+    nlohmann::json j = {{"model", path}, {"library", true}, {"kiln_version", info.kiln_version},
+                        {"format_version", info.format_version}, {"target", info.target}, {"arch", info.arch},
+                        {"cpu_features", info.cpu_features}, {"opt_level", info.opt_level}, {"source", info.source},
+                        {"nodes", g.nodes.size()}};
+    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
+    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
+    for (auto &[op, n] : ops) j["ops"].push_back({{"op", op}, {"count", n}});
+    std::cout << j.dump() << "\n";
+    return 0;
+  }
+  std::printf("library:    %s (kiln %s, format %u)\n", path.c_str(), info.kiln_version.c_str(), info.format_version);
+  std::printf("compiled:   from %s at -O%d for %s (%s; needs %s)\n", info.source.c_str(), info.opt_level,
+              info.target.c_str(), info.arch.c_str(), features.empty() ? "nothing special" : features.c_str());
+  std::printf("inputs:\n");
+  for (const Value *v : g.inputs) std::printf("  %s: %s%s\n", v->name.c_str(), dtype_name(v->dtype), shape_str(v->shape).c_str());
+  std::printf("outputs:\n");
+  for (const Value *v : g.outputs) std::printf("  %s: %s%s\n", v->name.c_str(), dtype_name(v->dtype), shape_str(v->shape).c_str());
+  std::printf("nodes:      %zu\nops:\n", g.nodes.size());
+  for (auto &[op, n] : ops) std::printf("  %-32s %d\n", op.c_str(), n);
+  if (a.flag("--ir")) std::cout << "\n" << print_graph(g);
+  return 0;
+}
+
 }  // namespace
 
 int cmd_inspect(int argc, char **argv) {
@@ -60,6 +100,10 @@ int cmd_inspect(int argc, char **argv) {
     return 0;
   }
   user_assert(a.positional.size() == 1) << "inspect expects one MODEL argument (see kiln inspect --help)";
+  const std::string &path = a.positional[0];
+  if ((path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0) || is_elf_file(path)) {
+    return inspect_library(path, a);
+  }
   CompileOptions opts;
   opts.opt_level = 3;
   for (int l = 0; l <= 3; ++l) {
