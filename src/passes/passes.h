@@ -67,4 +67,12 @@ void winograd_convs(Graph &g);
 // read are left to eliminate_dead_code.
 void fuse_normalizations(Graph &g);
 
+// Rewrites scaled dot-product attention -- MatMul(Q, K^T), an optional scalar scale and
+// additive mask, Softmax over the last axis, MatMul with V -- to one FusedAttention,
+// folding the Transposes around Q, K, V and the result into the node's permutations
+// (passes/fuse_attention.cpp). Only f32; only where no intermediate is read outside the
+// pattern. Post: the absorbed nodes are gone; values they alone read are left to
+// eliminate_dead_code.
+void fuse_attention(Graph &g);
+
 }  // namespace kiln
