@@ -42,6 +42,13 @@ void fold_batchnorm(Graph &g);
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
 
+// Trees of f32 elementwise nodes (unary ops, Add/Sub/Mul/Div/Pow/PRelu/Max/Min, Clip)
+// whose intermediates have the result's shape and no other reader become one
+// FusedElementwise evaluating the whole expression per element
+// (passes/fuse_elementwise.cpp). Inputs may broadcast (constants, per-channel operands).
+// Meant to run after fuse_epilogues. Post: the absorbed nodes are gone.
+void fuse_elementwise(Graph &g);
+
 // ---- -O2 -------------------------------------------------------------------------------
 
 // The weights of FusedConvs that run as GEMMs, packed for register tiles of `mr` rows
