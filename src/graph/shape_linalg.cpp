@@ -29,6 +29,45 @@ void shape_matmul(ShapeContext &c) {
   c.set_output(0, c.input(0).dtype, out);
 }
 
+namespace {
+// FusedAttention: operand `i` seen through the transpose named by attribute `attr`
+// (identity when absent).
+Shape attention_view(const ShapeContext &c, size_t i, const char *attr) {
+  const Shape &s = c.shape_of(i);
+  std::vector<int64_t> perm = c.node.attr_ints(attr);
+  if (perm.empty()) return s;
+  user_assert(perm.size() == s.size())
+      << c.node.describe() << ": " << attr << " does not match the rank of input " << i;
+  Shape v;
+  for (int64_t p : perm) v.push_back(s.at(normalize_axis(p, static_cast<int>(s.size()), c.node)));
+  return v;
+}
+}  // namespace
+
+void shape_fused_attention(ShapeContext &c) {
+  Shape q = attention_view(c, 0, "q_perm"), k = attention_view(c, 1, "k_perm"), v = attention_view(c, 2, "v_perm");
+  user_assert(q.size() >= 2 && k.size() == q.size() && v.size() == q.size())
+      << c.node.describe() << ": Q, K and V must have one rank of at least 2";
+  size_t r = q.size();
+  check_same(q[r - 1], k[r - 1], c.node, "head size of Q and K");
+  check_same(k[r - 2], v[r - 2], c.node, "key count of K and V");
+  if (c.has(3)) {
+    Shape scores(q.begin(), q.end() - 1);
+    scores.push_back(k[r - 2]);
+    broadcast_shapes(scores, c.shape_of(3), c.node);
+  }
+  Shape out(q.begin(), q.end() - 1);
+  out.push_back(v[r - 1]);
+  std::vector<int64_t> perm = c.node.attr_ints("out_perm");
+  if (!perm.empty()) {
+    user_assert(perm.size() == r) << c.node.describe() << ": out_perm does not match the output rank";
+    Shape t;
+    for (int64_t p : perm) t.push_back(out.at(normalize_axis(p, static_cast<int>(r), c.node)));
+    out = t;
+  }
+  c.set_output(0, c.input(0).dtype, out);
+}
+
 void shape_gemm(ShapeContext &c) {
   const Shape &a = c.shape_of(0), &b = c.shape_of(1);
   user_assert(a.size() == 2 && b.size() == 2) << c.node.describe() << ": A and B must be 2-D";

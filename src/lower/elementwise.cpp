@@ -183,6 +183,81 @@ Expr variadic_expr(const Node &n, const std::vector<Expr> &v) {
   return r;
 }
 
+// ---- FusedElementwise programs (passes/fuse_elementwise.cpp) ----
+
+// Clip's bounds: attributes before opset 11, optional inputs since (absent: unbounded).
+Expr clip_expr(const Node &n, Expr x, Expr lo, Expr hi) {
+  Type t = x.type();
+  if (n.opset < 11) {
+    lo = make_const(t, n.attr_f("min", -3.4028234663852886e38));
+    hi = make_const(t, n.attr_f("max", 3.4028234663852886e38));
+  }
+  if (lo.defined()) x = max(x, lo);
+  return hi.defined() ? min(x, hi) : x;
+}
+
+bool binary_kind(OpKind k) {
+  return k == OpKind::Add || k == OpKind::Sub || k == OpKind::Mul || k == OpKind::Div || k == OpKind::Pow ||
+         k == OpKind::PRelu;
+}
+
+// Step k of a FusedElementwise as a node of its own: the op, its attributes (stored on
+// the fused node as `step<k>_<name>`) and the model's opset, so the single-op functions
+// above compute it exactly as the unfused node.
+Node program_step(const Node &n, size_t k, const std::string &op) {
+  Node s;
+  s.kind = op_kind_from_name(op);
+  s.op_type = op;
+  s.name = n.name;
+  s.opset = n.opset;
+  std::string prefix = "step" + std::to_string(k) + "_";
+  for (const auto &[name, a] : n.attrs) {
+    if (name.rfind(prefix, 0) == 0) s.attrs[name.substr(prefix.size())] = a;
+  }
+  internal_assert(s.kind != OpKind::Unknown) << n.describe() << ": unknown step op '" << op << "'";
+  return s;
+}
+
+// The value of the fused program for input values `in` (one output element or vector).
+Expr fused_expr(const Node &n, const std::vector<Expr> &in, const Math &m) {
+  const std::vector<std::string> &ops = n.attrs.at("ops").strings;
+  std::vector<int64_t> arity = n.attr_ints("arity"), args = n.attr_ints("args");
+  internal_assert(arity.size() == ops.size()) << n.describe() << ": malformed program";
+  std::vector<Expr> vals = in;
+  size_t at = 0;
+  for (size_t k = 0; k < ops.size(); ++k) {
+    Node step = program_step(n, k, ops[k]);
+    std::vector<Expr> x;
+    for (int64_t j = 0; j < arity[k]; ++j, ++at) {
+      int64_t id = args.at(at);
+      internal_assert(id < static_cast<int64_t>(vals.size())) << n.describe() << ": step " << k << " reads ahead";
+      x.push_back(id < 0 ? Expr() : vals[id]);
+    }
+    x.resize(3);
+    if (step.kind == OpKind::Clip) {
+      vals.push_back(clip_expr(step, x[0], x[1], x[2]));
+    } else if (step.kind == OpKind::Max || step.kind == OpKind::Min) {
+      vals.push_back(variadic_expr(step, {x[0], x[1]}));
+    } else if (binary_kind(step.kind)) {
+      vals.push_back(binary_expr(step, x[0], x[1]));
+    } else {
+      vals.push_back(unary_expr(step, x[0], m));
+    }
+  }
+  return vals.back();
+}
+
+// Whether every step of the program vectorizes (no libm call once Math is fast).
+bool vectorizable_program(const Node &n) {
+  for (const std::string &op : n.attrs.at("ops").strings) {
+    OpKind k = op_kind_from_name(op);
+    bool vec = vectorizable_unary(k) || k == OpKind::Add || k == OpKind::Sub || k == OpKind::Mul ||
+               k == OpKind::Div || k == OpKind::PRelu || k == OpKind::Max || k == OpKind::Min || k == OpKind::Clip;
+    if (!vec) return false;
+  }
+  return true;
+}
+
 // ---- the -O1 schedule ----
 
 // Elements per parallel block (rows of the last dim count their elements): an output of
@@ -324,6 +399,23 @@ Stmt lower_where(LowerContext &c) {
   return compute(c, y, [&](const std::vector<Expr> &i) {
     return select(load(c.in[0], broadcast_index(c.in[0], i)), load(c.in[1], broadcast_index(c.in[1], i)),
                   load(c.in[2], broadcast_index(c.in[2], i)));
+  });
+}
+
+Stmt lower_fused_elementwise(LowerContext &c) {
+  std::vector<const Operand *> ins;
+  for (const Operand &o : c.in) {
+    user_assert(o.dtype == DType::F32) << c.node.describe() << ": only f32 is supported";
+    ins.push_back(&o);
+  }
+  if (c.opts.opt_level >= 1) {
+    Math m{vectorizable_program(c.node)};
+    return schedule_elementwise(c, ins, m.fast, [&](const std::vector<Expr> &v) { return fused_expr(c.node, v, m); });
+  }
+  return compute(c, c.out[0], [&](const std::vector<Expr> &i) {
+    std::vector<Expr> v;
+    for (const Operand &o : c.in) v.push_back(load(o, broadcast_index(o, i)));
+    return fused_expr(c.node, v, Math{});
   });
 }
 

@@ -132,7 +132,7 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
 
 // All tiles of one phase: rows [m_lo, m_lo + mt*mr), columns [n_lo, n_lo + nt*nw).
 Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl,
-           const KBlock &kb) {
+           const KBlock &kb, ForKind kind) {
   if (is_const(mt, 0) || is_const(nt, 0)) return Stmt();
   std::string t = c.fresh("tile");
   Expr vt = Var::make(Type::index(), t);
@@ -142,12 +142,12 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
     internal_assert(g.b_packed_nw == nv * vl) << "B packed for " << g.b_packed_nw << "-column panels";
     bs = {g.b, g.b_base + n0 * g.K, Expr(g.b_packed_nw), Expr(0)};  // n0 / nw * K * nw
   }
-  return For::make(t, Expr(0), mt * nt, ForKind::Parallel, tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb));
+  return For::make(t, Expr(0), mt * nt, kind, tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb));
 }
 
 }  // namespace
 
-Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
+Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, ForKind tiles) {
   int nr = tl.nv * tl.vl;
   Expr mt = g.M / Expr(tl.mr), m_tail = g.M - mt * Expr(tl.mr);
   Expr nt = g.N / Expr(nr);
@@ -175,8 +175,8 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
   }
   std::vector<Stmt> phases;
   for (const Cols &cp : cols) {
-    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb);
-    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb);
+    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles);
+    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles);
     if (main.defined()) phases.push_back(main);
     if (tail.defined()) phases.push_back(tail);
   }

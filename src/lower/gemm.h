@@ -43,8 +43,10 @@ struct GemmTile {
 GemmTile gemm_tile_for(const LowerOptions &o);
 
 // The tiled GEMM: every tile of the main phase in one parallel loop (row tiles fastest,
-// so consecutive iterations on a thread reuse one column panel of B from cache).
-Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
+// so consecutive iterations on a thread reuse one column panel of B from cache). With
+// `tiles` = Serial the same loops run on the calling thread: a small GEMM inside a
+// kernel's own parallel work item (lower/attention.cpp).
+Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, ForKind tiles = ForKind::Parallel);
 
 // The same GEMM with B packed per panel of nv*vl columns: `pack(buf, base, n0, nw, k0,
 // klen)` fills rows k0 .. k0+klen-1 of the panel starting at column n0

@@ -11,7 +11,6 @@
 // value or one per element of the last dim. Every intermediate must have no reader
 // outside the pattern. The new node takes the place of the pattern's last node.
 #include <cmath>
-#include <set>
 
 #include "passes/passes.h"
 #include "passes/rewrite.h"
@@ -185,40 +184,8 @@ class PatternFuser {
     replace(absorbed, OpKind::Gelu, {x});
   }
 
-  // A new `kind` node reading `inputs` takes the place of the last of `absorbed` (in graph
-  // order) and its output; the others are removed.
   Node *replace(const std::vector<Node *> &absorbed, OpKind kind, std::vector<Value *> inputs) {
-    std::set<const Node *> group(absorbed.begin(), absorbed.end());
-    Node *n = g_.new_node(kind, "");
-    std::unique_ptr<Node> owned = std::move(g_.nodes.back());
-    g_.nodes.pop_back();
-    Attribute &ops = n->attrs["fused_ops"];
-    ops.kind = Attribute::Kind::Strings;
-    size_t at = 0;
-    for (size_t i = 0; i < g_.nodes.size(); ++i) {
-      Node *a = g_.nodes[i].get();
-      if (!a || !group.count(a)) continue;
-      ops.strings.push_back(a->op_type);
-      for (Value *v : a->inputs) {
-        if (v) --uses_[v];
-      }
-      at = i;
-    }
-    Node *tail = g_.nodes[at].get();
-    n->name = tail->name;
-    n->opset = tail->opset;
-    n->inputs = std::move(inputs);
-    while (!n->inputs.empty() && !n->inputs.back()) n->inputs.pop_back();
-    for (Value *v : n->inputs) {
-      if (v) ++uses_[v];
-    }
-    n->outputs = {tail->output(0)};
-    n->outputs[0]->producer = n;
-    for (auto &slot : g_.nodes) {
-      if (slot && group.count(slot.get())) slot.reset();
-    }
-    g_.nodes[at] = std::move(owned);
-    return n;
+    return replace_with_fused(g_, uses_, absorbed, kind, std::move(inputs));
   }
 
   Graph &g_;

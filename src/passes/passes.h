@@ -42,6 +42,13 @@ void fold_batchnorm(Graph &g);
 // at compile time. Only f32.
 void fuse_epilogues(Graph &g);
 
+// Trees of f32 elementwise nodes (unary ops, Add/Sub/Mul/Div/Pow/PRelu/Max/Min, Clip)
+// whose intermediates have the result's shape and no other reader become one
+// FusedElementwise evaluating the whole expression per element
+// (passes/fuse_elementwise.cpp). Inputs may broadcast (constants, per-channel operands).
+// Meant to run after fuse_epilogues. Post: the absorbed nodes are gone.
+void fuse_elementwise(Graph &g);
+
 // ---- -O2 -------------------------------------------------------------------------------
 
 // The weights of FusedConvs that run as GEMMs, packed for register tiles of `mr` rows
@@ -66,5 +73,13 @@ void winograd_convs(Graph &g);
 // read outside the pattern. Post: the replaced nodes are gone; constants they alone
 // read are left to eliminate_dead_code.
 void fuse_normalizations(Graph &g);
+
+// Rewrites scaled dot-product attention -- MatMul(Q, K^T), an optional scalar scale and
+// additive mask, Softmax over the last axis, MatMul with V -- to one FusedAttention,
+// folding the Transposes around Q, K, V and the result into the node's permutations
+// (passes/fuse_attention.cpp). Only f32; only where no intermediate is read outside the
+// pattern. Post: the absorbed nodes are gone; values they alone read are left to
+// eliminate_dead_code.
+void fuse_attention(Graph &g);
 
 }  // namespace kiln

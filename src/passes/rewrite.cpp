@@ -1,6 +1,7 @@
 #include "passes/rewrite.h"
 
 #include <functional>
+#include <set>
 
 namespace kiln {
 
@@ -58,6 +59,41 @@ void begin_fused(Node &n) {
 void note_fused(Node &n, const std::string &absorbed_op) {
   begin_fused(n);
   n.attrs["fused_ops"].strings.push_back(absorbed_op);
+}
+
+Node *replace_with_fused(Graph &g, std::map<const Value *, int> &uses, const std::vector<Node *> &absorbed,
+                         OpKind kind, std::vector<Value *> inputs) {
+  std::set<const Node *> group(absorbed.begin(), absorbed.end());
+  Node *n = g.new_node(kind, "");
+  std::unique_ptr<Node> owned = std::move(g.nodes.back());
+  g.nodes.pop_back();
+  Attribute &ops = n->attrs["fused_ops"];
+  ops.kind = Attribute::Kind::Strings;
+  size_t at = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node *a = g.nodes[i].get();
+    if (!a || !group.count(a)) continue;
+    ops.strings.push_back(a->op_type);
+    for (Value *v : a->inputs) {
+      if (v) --uses[v];
+    }
+    at = i;
+  }
+  Node *tail = g.nodes[at].get();
+  n->name = tail->name;
+  n->opset = tail->opset;
+  n->inputs = std::move(inputs);
+  while (!n->inputs.empty() && !n->inputs.back()) n->inputs.pop_back();
+  for (Value *v : n->inputs) {
+    if (v) ++uses[v];
+  }
+  n->outputs = {tail->output(0)};
+  n->outputs[0]->producer = n;
+  for (auto &slot : g.nodes) {
+    if (slot && group.count(slot.get())) slot.reset();
+  }
+  g.nodes[at] = std::move(owned);
+  return n;
 }
 
 }  // namespace kiln

@@ -2,6 +2,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 
 #include "graph/graph.h"
 
@@ -24,5 +25,12 @@ const Tensor *f32_constant(const Value *v);
 // started), note_fused appends an absorbed op.
 void begin_fused(Node &n);
 void note_fused(Node &n, const std::string &absorbed_op);
+
+// A new `kind` node reading `inputs` (trailing nulls dropped) takes the place of the last
+// of `absorbed` (in graph order) and its output; the other absorbed nodes' slots in
+// g.nodes are emptied (null, for the caller to erase after its scan). `fused_ops` lists
+// the absorbed ops in graph order; `uses` is kept current.
+Node *replace_with_fused(Graph &g, std::map<const Value *, int> &uses, const std::vector<Node *> &absorbed,
+                         OpKind kind, std::vector<Value *> inputs);
 
 }  // namespace kiln
