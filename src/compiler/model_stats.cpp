@@ -54,6 +54,20 @@ double node_flops(const Node &n, Eval &e) {
       if (!a || !a->has_shape || a->shape.empty()) return 0;
       return 2 * out * e.dim(a->shape.back());
     }
+    case OpKind::FusedAttention: {  // Q·Kᵀ and P·V, plus ~5 per score for scale, mask, softmax
+      const Value *q = n.input(0), *k = n.input(1);
+      if (!q || !k || !q->has_shape || !k->has_shape || q->shape.size() < 2 || k->shape.size() < 2) return 0;
+      auto logical = [&](const Value *v, const char *perm, size_t from_end) {
+        std::vector<int64_t> p = n.attr_ints(perm);
+        size_t r = v->shape.size(), i = r - from_end;
+        return e.dim(v->shape[p.size() == r ? static_cast<size_t>(p[i]) : i]);
+      };
+      double d = logical(q, "q_perm", 1), sk = logical(k, "k_perm", 2);
+      if (d <= 0) return 0;
+      double rows = e.numel(q) / d;  // batch x Sq
+      double dv = rows > 0 ? out / rows : 0;
+      return rows * sk * (2 * d + 2 * dv + 5);
+    }
     case OpKind::Gemm: {
       const Value *a = n.input(0);
       if (!a || !a->has_shape || a->shape.size() != 2) return 0;

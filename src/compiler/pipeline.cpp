@@ -67,6 +67,7 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
     run_pass("fuse-attention", m, o, [](Graph &g) { fuse_attention(g); });
     run_pass("fold-batchnorm", m, o, [](Graph &g) { fold_batchnorm(g); });
     run_pass("fuse-epilogues", m, o, [](Graph &g) { fuse_epilogues(g); });
+    run_pass("fuse-elementwise", m, o, [](Graph &g) { fuse_elementwise(g); });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
   if (o.opt_level >= 3) {

@@ -306,14 +306,15 @@ TEST_F(FuseEpilogues, ChainsThatDoNotQualify) {
   };
   std::vector<Case> cases = {
       // The conv's output read twice.
-      {{"  %r: ? = Relu(%c)\n  %out: ? = Add(%r, %c)\n"}, {"FusedConv", "Relu", "Add"}},
+      // (Elementwise ops left over by epilogue fusion are then merged by fuse_elementwise.)
+      {{"  %r: ? = Relu(%c)\n  %out: ? = Add(%r, %c)\n"}, {"FusedConv", "FusedElementwise"}},
       // A per-channel Mul after the residual (the residual is not scaled).
       {{"  %d: ? = Add(%c, %z)\n  %out: ? = Mul(%d, %s)\n"}, {"FusedConv", "Mul"}},
       // A non-constant Add that broadcasts (not a residual of the output's shape).
       {{"  %zb: ? = ReduceMean(%z) {axes = [2, 3]}\n  %out: ? = Add(%c, %zb)\n"}, {"FusedConv", "ReduceMean", "Add"}},
       // A constant of the output's shape is neither a bias nor a residual; nor is one
       // that varies along the image a per-channel scale.
-      {{"  %a: ? = Add(%c, %full)\n  %out: ? = Relu(%a)\n"}, {"FusedConv", "Add", "Relu"}},
+      {{"  %a: ? = Add(%c, %full)\n  %out: ? = Relu(%a)\n"}, {"FusedConv", "FusedElementwise"}},
       {{"  %out: ? = Mul(%c, %plane)\n"}, {"FusedConv", "Mul"}},
       // A graph output in the middle of the chain.
       {{"  %out: ? = Relu(%c)\n", "%c, %out"}, {"FusedConv", "Relu"}},
@@ -326,11 +327,11 @@ TEST_F(FuseEpilogues, ChainsThatDoNotQualify) {
       {{"  %out: ? = Add(%c, %c)\n"}, {"FusedConv", "Add"}},
       // Written-out HardSwish with the wrong constant, and with the conv's output returned.
       {{"  %p: ? = Add(%c, %one)\n  %q: ? = Clip(%p, %zero, %six)\n  %m: ? = Mul(%c, %q)\n  %out: ? = Div(%m, %six)\n"},
-       {"FusedConv", "Add", "Clip", "Mul", "Div"}},
+       {"FusedConv", "FusedElementwise"}},
       {{"  %p: ? = Add(%c, %three)\n  %q: ? = Clip(%p, %zero, %six)\n  %m: ? = Mul(%c, %q)\n"
         "  %out: ? = Div(%m, %six)\n",
         "%out, %c"},
-       {"FusedConv", "Add", "Clip", "Mul", "Div"}},
+       {"FusedConv", "FusedElementwise"}},
   };
   // All in one model: the graph is the chains' graphs one after the other.
   std::vector<Chain> chains;
