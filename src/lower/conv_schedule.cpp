@@ -102,6 +102,69 @@ Stmt pack_conv_panel(LowerContext &c, const Geom &gm, bool pointwise, const std:
   return For::make(kn, k0, klen, ForKind::Serial, Block::make({fill, pad_cols}));
 }
 
+// Depthwise conv of small planes (output rows narrower than a vector, e.g. 7x7 and 14x14
+// with AVX-512): vectors run across `vl` channels instead of along a row. Each work item
+// gathers its channels' zero-padded planes into a pixel-major scratch ([Hp][Wp][vl]), so
+// every tap is one contiguous vector load and one FMA for vl channels; the weights of a
+// tap are one strided load; results are scattered back to the channels' planes.
+Stmt depthwise_across_channels(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad,
+                               const ConvEpilogue &e, Expr Hp, Expr Wp) {
+  const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
+  Expr H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3], C = y.shape[1];
+  int64_t kh = a.kernel[0], kw = a.kernel[1];
+  int vl = c.opts.vector_lanes_f32();
+  Type vt = Type::f(32, vl);
+  Expr zero = Broadcast::make(make_zero(Type::f(32)), vl);
+  std::string blk = c.fresh("cb"), pl = c.fresh("planes");
+  Expr vblk = Var::make(Type::index(), blk);
+  // The last block ends at the last channel, overlapping the one before when C is not a
+  // multiple of vl (those channels are computed twice, to the same values).
+  Expr blocks = (C + Expr(vl - 1)) / Expr(vl);
+  Expr n = vblk / blocks, c0 = min((vblk % blocks) * Expr(vl), C - Expr(vl));
+  // Gather: planes[(r * Wp + q) * vl + lane] = x[n, c0 + lane, r - pad_h, q - pad_w] or 0.
+  std::string r = c.fresh("r"), q = c.fresh("q");
+  Expr vr = Var::make(Type::index(), r), vq = Var::make(Type::index(), q);
+  Expr ih = vr - pad[0], iw = vq - pad[1];
+  Expr inside = ih >= Expr(0) && ih < H && iw >= Expr(0) && iw < W;
+  Expr src = (n * C + c0) * H * W + ih * W + iw;
+  Stmt gather = Store::make(pl, select(inside, Load::make(vt, x.buf, Ramp::make(select(inside, src, Expr(0)), H * W, vl)), zero),
+                            Ramp::make((vr * Wp + vq) * Expr(vl), Expr(1), vl));
+  // Select evaluates both sides: the gather's index is clamped to 0 outside the image.
+  Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial, For::make(q, Expr(0), Wp, ForKind::Serial, gather));
+  // The block's weights, tap-major ([taps][vl]), gathered once: loads from this scratch
+  // stay in registers across the pixels (the output stores cannot alias it).
+  std::string wb = c.fresh("wtaps"), t = c.fresh("t");
+  Expr vt_ = Var::make(Type::index(), t);
+  int64_t taps = kh * kw;
+  Stmt wfill = For::make(t, Expr(0), Expr(taps), ForKind::Serial,
+                         Store::make(wb, Load::make(vt, w.buf, Ramp::make(c0 * Expr(taps) + vt_, Expr(taps), vl)),
+                                     Ramp::make(vt_ * Expr(vl), Expr(1), vl)));
+  std::string oh = c.fresh("oh"), ow = c.fresh("ow");
+  Expr voh = Var::make(Type::index(), oh), vow = Var::make(Type::index(), ow);
+  Expr acc = zero;
+  for (int64_t ky = 0; ky < kh; ++ky) {
+    for (int64_t kx = 0; kx < kw; ++kx) {
+      Expr wv = Load::make(vt, wb, Ramp::make(Expr((ky * kw + kx) * vl), Expr(1), vl));
+      Expr pix = (voh * Expr(a.strides[0]) + Expr(ky * a.dilations[0])) * Wp + vow * Expr(a.strides[1]) +
+                 Expr(kx * a.dilations[1]);
+      acc = call("fma", {wv, Load::make(vt, pl, Ramp::make(pix * Expr(vl), Expr(1), vl)), acc});
+    }
+  }
+  // The epilogue with channels across the lanes.
+  Expr chans = Ramp::make(c0, Expr(1), vl);
+  Expr yidx = Ramp::make((n * C + c0) * OH * OW + voh * OW + vow, OH * OW, vl);
+  Expr v = acc;
+  if (e.bias) v = v + Load::make(vt, e.bias->buf, chans);
+  if (e.residual) v = v + Load::make(vt, e.residual->buf, yidx);
+  v = e.act.apply(v);
+  if (e.post_scale) v = v * Load::make(vt, e.post_scale->buf, chans);
+  if (e.post_shift) v = v + Load::make(vt, e.post_shift->buf, chans);
+  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, For::make(ow, Expr(0), OW, ForKind::Serial, Store::make(y.buf, v, yidx)));
+  Stmt body = Allocate::make(pl, Type::f(32), Hp * Wp * Expr(vl),
+                             Allocate::make(wb, Type::f(32), Expr(taps * vl), Block::make({wfill, fill, rows})));
+  return For::make(blk, Expr(0), y.shape[0] * blocks, ForKind::Parallel, body);
+}
+
 Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e) {
   const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
   Expr H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3], C = y.shape[1];
@@ -110,6 +173,11 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   Expr Hp = (OH - Expr(1)) * Expr(a.strides[0]) + Expr(a.dilations[0] * (kh - 1) + 1);
   Expr Wp = (OW - Expr(1)) * Expr(a.strides[1]) + Expr(a.dilations[1] * (kw - 1) + 1);
   int vl = c.opts.vector_lanes_f32();
+  auto *ow_c = OW.as<IntImm>();
+  auto *c_c = C.as<IntImm>();
+  if (ow_c && ow_c->value < vl && c_c && c_c->value >= vl) {
+    return depthwise_across_channels(c, a, pad, e, Hp, Wp);
+  }
   Type f = Type::f(32), vt = Type::f(32, vl);
   std::string nc = c.fresh("nc"), pl = c.fresh("plane");
   Expr vnc = Var::make(Type::index(), nc);
@@ -150,8 +218,13 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   Expr voh = Var::make(Type::index(), oh), vov = Var::make(Type::index(), ov), vos = Var::make(Type::index(), os);
   Expr nvec = OW / Expr(vl);
   Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, row_body(voh, vov * Expr(vl), vl));
+  // The rest of a row at least a vector wide is one more vector ending at the row's end
+  // (it recomputes a few outputs: the same values, written again); shorter rows go element
+  // by element.
   Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, row_body(voh, vos, 1));
-  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, scl}));
+  Stmt rest = IfThenElse::make(nvec > Expr(0), row_body(voh, OW - Expr(vl), vl), scl);
+  Stmt tail = IfThenElse::make(OW % Expr(vl) != Expr(0), rest);
+  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, tail}));
   // Slack after the plane for the last wide load of a strided row.
   Stmt body = Allocate::make(pl, f, Hp * Wp + Expr(vl * sw), Block::make({fill, rows}));
   return For::make(nc, Expr(0), y.shape[0] * C, ForKind::Parallel, body);
