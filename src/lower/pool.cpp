@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "graph/conv_attrs.h"
+#include "lower/conv_schedule.h"
 #include "lower/lower.h"
 #include "support/error.h"
 
@@ -81,6 +82,61 @@ Type float_acc(const Operand &x) {
   return t.is_float() ? t : Type::f(32);
 }
 
+// -O1+: f32 2-D MaxPool without Indices, one (image, channel) plane per work item: the
+// plane is copied into a scratch padded with -inf (so no window needs bounds checks), then
+// each output row is computed in vectors along the row (a strided row through
+// stride_lanes, as depthwise convs do), its tail as one overlapping vector.
+Stmt max_pool_rows(LowerContext &c, const Window &w) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  Expr H = x.shape[2], W = x.shape[3], OH = y.shape[2], OW = y.shape[3];
+  const ConvAttrs &a = w.a;
+  int64_t kh = a.kernel[0], kw = a.kernel[1], sh = a.strides[0], sw = a.strides[1];
+  Expr Hp = (OH - Expr(1)) * Expr(sh) + Expr(a.dilations[0] * (kh - 1) + 1);
+  Expr Wp = (OW - Expr(1)) * Expr(sw) + Expr(a.dilations[1] * (kw - 1) + 1);
+  int vl = c.opts.vector_lanes_f32();
+  Type f = Type::f(32), vt = Type::f(32, vl);
+  Expr lowest = type_min(f);
+  std::string nc = c.fresh("nc"), pl = c.fresh("plane"), r = c.fresh("r"), j = c.fresh("j");
+  Expr vnc = Var::make(Type::index(), nc), vr = Var::make(Type::index(), r), vj = Var::make(Type::index(), j);
+  Expr ih = vr - w.pad_begin[0];
+  Expr lo = min(Wp, max(Expr(0), w.pad_begin[1])), hi = max(lo, min(Wp, w.pad_begin[1] + W));
+  auto fill_lowest = [&](Expr from, Expr to) {
+    return For::make(j, from, to - from, ForKind::Serial, Store::make(pl, lowest, vr * Wp + vj));
+  };
+  Stmt row_copy = Block::make({fill_lowest(Expr(0), lo),
+                               copy_run(c, pl, x.buf, vr * Wp + lo, vnc * H * W + ih * W + lo - w.pad_begin[1], hi - lo, 1),
+                               fill_lowest(hi, Wp)});
+  Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial,
+                        IfThenElse::make(ih >= Expr(0) && ih < H, row_copy, fill_lowest(Expr(0), Wp)));
+  auto row = [&](Expr oh, Expr ow0, int lanes) {
+    Expr best;
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        Expr base = (oh * Expr(sh) + Expr(ky * a.dilations[0])) * Wp + ow0 * Expr(sw) + Expr(kx * a.dilations[1]);
+        Expr v = lanes == 1 ? Load::make(f, pl, base)
+                 : sw == 1  ? Load::make(vt, pl, Ramp::make(base, Expr(1), lanes))
+                            : Call::make(vt, "stride_lanes",
+                                         {Load::make(Type::f(32, lanes * static_cast<int>(sw)), pl,
+                                                     Ramp::make(base, Expr(1), lanes * static_cast<int>(sw))),
+                                          Expr(0), Expr(sw)});
+        // The first maximum wins, as in the reference (a NaN never replaces a value).
+        best = best.defined() ? select(v > best, v, best) : v;
+      }
+    }
+    Expr idx = (vnc * OH + oh) * OW + ow0;
+    return Store::make(y.buf, best, lanes == 1 ? idx : Ramp::make(idx, Expr(1), lanes));
+  };
+  std::string oh = c.fresh("oh"), ov = c.fresh("ov"), os = c.fresh("os");
+  Expr voh = Var::make(Type::index(), oh), vov = Var::make(Type::index(), ov), vos = Var::make(Type::index(), os);
+  Expr nvec = OW / Expr(vl);
+  Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, row(voh, vov * Expr(vl), vl));
+  Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, row(voh, vos, 1));
+  Stmt tail = IfThenElse::make(OW % Expr(vl) != Expr(0), IfThenElse::make(nvec > Expr(0), row(voh, OW - Expr(vl), vl), scl));
+  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, tail}));
+  Stmt body = Allocate::make(pl, f, Hp * Wp + Expr(vl * sw), Block::make({fill, rows}));
+  return For::make(nc, Expr(0), y.shape[0] * y.shape[1], ForKind::Parallel, body);
+}
+
 }  // namespace
 
 Stmt lower_max_pool(LowerContext &c) {
@@ -89,6 +145,7 @@ Stmt lower_max_pool(LowerContext &c) {
   bool column_major = c.node.attr_i("storage_order", 0) == 1;
   Window w(c, x, y);
   Type t = x.compute();
+  if (c.opts.opt_level >= 1 && !with_indices && x.dtype == DType::F32 && x.rank() == 4) return max_pool_rows(c, w);
   return parallel_loop_nest(c, y.shape, [&](const std::vector<Expr> &i) {
     std::string vbuf = c.fresh("max"), ibuf = c.fresh("arg");
     Expr best = Load::make(t, vbuf, Expr(0)), arg = Load::make(Type::index(), ibuf, Expr(0));
