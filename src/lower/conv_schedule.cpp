@@ -230,6 +230,55 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   return For::make(nc, Expr(0), y.shape[0] * C, ForKind::Parallel, body);
 }
 
+// A 1x1 conv of a 1x1 image (SE blocks' fully connected layers): a matrix-vector product.
+// The GEMM's 32-column panels would be 31/32 padding; instead each row block of the
+// packed weights (A(b * mr + i, k) at (b * mr) * K + k * mr + i) accumulates mr output
+// channels in one vector, one FMA per k, with the epilogue across channels.
+Stmt conv_gemv(LowerContext &c, const ConvEpilogue &e, int mr) {
+  const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
+  Expr M = y.shape[1], K = x.shape[1];
+  Type f = Type::f(32), vt = Type::f(32, mr);
+  std::string bn = c.fresh("n"), rb = c.fresh("rb"), kn = c.fresh("k"), acc = c.fresh("acc");
+  Expr vb = Var::make(Type::index(), bn), vr = Var::make(Type::index(), rb), vk = Var::make(Type::index(), kn);
+  Expr blocks = M / Expr(mr);
+  auto epilogue = [&](Expr m0, Expr v, int lanes) {
+    Type t = Type::f(32, lanes);
+    Expr ch = lanes == 1 ? m0 : Ramp::make(m0, Expr(1), lanes);
+    Expr yi = lanes == 1 ? vb * M + m0 : Ramp::make(vb * M + m0, Expr(1), lanes);
+    if (e.bias) v = v + Load::make(t, e.bias->buf, ch);
+    if (e.residual) v = v + Load::make(t, e.residual->buf, yi);
+    v = e.act.apply(v);
+    if (e.post_scale) v = v * Load::make(t, e.post_scale->buf, ch);
+    if (e.post_shift) v = v + Load::make(t, e.post_shift->buf, ch);
+    return Store::make(y.buf, v, yi);
+  };
+  Expr a_vec = Load::make(vt, w.buf, Ramp::make(vr * Expr(mr) * K + vk * Expr(mr), Expr(1), mr));
+  Expr xk = Broadcast::make(Load::make(f, x.buf, vb * K + vk), mr);
+  Expr accv = Load::make(vt, acc, Ramp::make(Expr(0), Expr(1), mr));
+  Stmt block = Allocate::make(
+      acc, f, Expr(mr),
+      Block::make({Store::make(acc, Broadcast::make(make_zero(f), mr), Ramp::make(Expr(0), Expr(1), mr)),
+                   For::make(kn, Expr(0), K, ForKind::Serial,
+                             Store::make(acc, call("fma", {a_vec, xk, accv}), Ramp::make(Expr(0), Expr(1), mr))),
+                   epilogue(vr * Expr(mr), accv, mr)}));
+  // Rows past the last whole block are stored unpacked: A(m, k) = w[m * K + k].
+  std::string tm = c.fresh("m"), s = c.fresh("sum");
+  Expr vm = Var::make(Type::index(), tm);
+  Expr sum = Load::make(f, s, Expr(0));
+  Stmt tail_row = Allocate::make(
+      s, f, Expr(1),
+      Block::make({Store::make(s, make_zero(f), Expr(0)),
+                   For::make(kn, Expr(0), K, ForKind::Serial,
+                             Store::make(s, call("fma", {Load::make(f, w.buf, vm * K + vk), Load::make(f, x.buf, vb * K + vk), sum}),
+                                         Expr(0))),
+                   epilogue(vm, sum, 1)}));
+  auto *mk = (M * K).as<IntImm>();
+  ForKind kind = mk && mk->value < (int64_t{1} << 16) ? ForKind::Serial : ForKind::Parallel;
+  Stmt body = Block::make({For::make(rb, Expr(0), blocks, kind, block),
+                           For::make(tm, blocks * Expr(mr), M - blocks * Expr(mr), ForKind::Serial, tail_row)});
+  return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, body);
+}
+
 }  // namespace
 
 bool conv_schedulable(const LowerContext &c) {
@@ -243,6 +292,10 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   int sp = x.rank() - 2;
   Expr cin_g = w.shape[1], M = y.shape[1], Mg = M / Expr(a.group);
   if (sp == 2 && is_const(cin_g, 1) && is_const(Mg, 1)) return depthwise(c, a, pad, e);
+  int packed_mr = static_cast<int>(c.node.attr_i("packed_mr", 0));
+  bool one_pixel = sp == 2 && is_const(x.shape[2], 1) && is_const(x.shape[3], 1) && is_const(y.shape[2], 1) &&
+                   is_const(y.shape[3], 1) && a.kernel[0] == 1 && a.kernel[1] == 1;
+  if (one_pixel && a.group == 1 && packed_mr > 0) return conv_gemv(c, e, packed_mr);
   Geom gm;
   bool two = sp == 2;
   gm.H = two ? x.shape[2] : Expr(1);

@@ -70,18 +70,18 @@ class ConvSchedule : public ::testing::Test {
   // expect_o1_matches_o0, with one -O1 compile kept). Sums of at most a few hundred
   // products of numbers in [-1, 1]: reordering them moves the result by far less than
   // 1e-5. Returns the Loop IR of each conv's native -O1 kernel, by node name (y<n>).
-  std::map<std::string, std::string> expect_matches(const std::vector<ConvGroup> &groups) {
+  std::map<std::string, std::string> expect_matches(const std::vector<ConvGroup> &groups, int opt_level = 1) {
     std::map<std::string, Tensor> in;
     for (size_t g = 0; g < groups.size(); ++g) {
       in[std::string("x").append(std::to_string(g))] = random_f32(groups[g].x, rng, -1, 1);
     }
     std::string text = conv_model(groups, rng);
     auto want = compile_at(text, 0)->run(in);
-    auto native = compile_at(text, 1);
+    auto native = compile_at(text, opt_level);
     std::vector<std::pair<std::string, const CompiledModel *>> runs = {{"native", native.get()}};
     std::unique_ptr<CompiledModel> avx2;
     if (Jit::host_features().find("+avx2") != std::string::npos) {
-      avx2 = compile_at(text, 1, "x86-64-v3");
+      avx2 = compile_at(text, opt_level, "x86-64-v3");
       runs.emplace_back("x86-64-v3", avx2.get());
     }
     for (auto &[target, cm] : runs) {
@@ -205,6 +205,16 @@ TEST_F(ConvSchedule, DepthwiseSmallPlanesAcrossChannels) {
                                 {{32, 1, 5, 5}, "group = 32, pads = [2, 2, 2, 2], strides = [2, 2]"}};
   auto ir = expect_matches({{{2, 20, 7, 7}, dw20}, {{1, 20, 14, 14}, dw20}, {{1, 32, 7, 14}, dw32}});
   EXPECT_NE(ir["y0"].find("planes"), std::string::npos) << ir["y0"];
+}
+
+TEST_F(ConvSchedule, OnePixelConvsAreMatrixVectorProducts) {
+  // 1x1 convs of a 1x1 image with packed weights (-O2+): 21 output channels are two whole
+  // row blocks of 8 and 5 unpacked rows (AVX2: 3 blocks of 6 + 3); batch 2; with and
+  // without a bias; a larger one that runs its blocks in parallel.
+  auto ir = expect_matches({{{2, 40, 1, 1}, {{{21, 40, 1, 1}, ""}, {{16, 40, 1, 1}, "", false}}},
+                            {{1, 600, 1, 1}, {{{200, 600, 1, 1}, ""}}}},
+                           3);
+  EXPECT_EQ(ir["y0"].find("panel"), std::string::npos) << ir["y0"];
 }
 
 TEST_F(ConvSchedule, ChannelMultiplierUsesGemm) {
