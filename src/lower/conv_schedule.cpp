@@ -272,7 +272,8 @@ Stmt conv_gemv(LowerContext &c, const ConvEpilogue &e, int mr) {
                              Store::make(s, call("fma", {Load::make(f, w.buf, vm * K + vk), Load::make(f, x.buf, vb * K + vk), sum}),
                                          Expr(0))),
                    epilogue(vm, sum, 1)}));
-  auto *mk = (M * K).as<IntImm>();
+  Expr work = M * K;
+  auto *mk = work.as<IntImm>();
   ForKind kind = mk && mk->value < (int64_t{1} << 16) ? ForKind::Serial : ForKind::Parallel;
   Stmt body = Block::make({For::make(rb, Expr(0), blocks, kind, block),
                            For::make(tm, blocks * Expr(mr), M - blocks * Expr(mr), ForKind::Serial, tail_row)});
