@@ -109,6 +109,9 @@ Stmt max_pool_rows(LowerContext &c, const Window &w) {
   Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial,
                         IfThenElse::make(ih >= Expr(0) && ih < H, row_copy, fill_lowest(Expr(0), Wp)));
   auto row = [&](Expr oh, Expr ow0, int lanes) {
+    // Each running maximum is bound to a name: select(v > best, v, best) refers to `best`
+    // twice, so an unnamed chain would grow exponentially with the window.
+    std::vector<std::pair<std::string, Expr>> steps;
     Expr best;
     for (int64_t ky = 0; ky < kh; ++ky) {
       for (int64_t kx = 0; kx < kw; ++kx) {
@@ -120,11 +123,15 @@ Stmt max_pool_rows(LowerContext &c, const Window &w) {
                                                      Ramp::make(base, Expr(1), lanes * static_cast<int>(sw))),
                                           Expr(0), Expr(sw)});
         // The first maximum wins, as in the reference (a NaN never replaces a value).
-        best = best.defined() ? select(v > best, v, best) : v;
+        std::string name = c.fresh("best");
+        steps.emplace_back(name, best.defined() ? select(v > best, v, best) : v);
+        best = Var::make(v.type(), name);
       }
     }
     Expr idx = (vnc * OH + oh) * OW + ow0;
-    return Store::make(y.buf, best, lanes == 1 ? idx : Ramp::make(idx, Expr(1), lanes));
+    Stmt st = Store::make(y.buf, best, lanes == 1 ? idx : Ramp::make(idx, Expr(1), lanes));
+    for (size_t i = steps.size(); i-- > 0;) st = LetStmt::make(steps[i].first, steps[i].second, st);
+    return st;
   };
   std::string oh = c.fresh("oh"), ov = c.fresh("ov"), os = c.fresh("os");
   Expr voh = Var::make(Type::index(), oh), vov = Var::make(Type::index(), ov), vos = Var::make(Type::index(), os);
