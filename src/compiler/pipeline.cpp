@@ -79,7 +79,7 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
     // O2: weights packed for the target's GEMM tiles (last: it needs the final convs).
     GemmTile tile = gemm_tile_for(target);
     run_pass("pack-weights", m, o, [tile](Graph &g) {
-      pack_conv_weights(g, tile.mr);
+      pack_conv_weights(g, tile.mr, tile.nv * tile.vl);
       pack_matmul_weights(g, tile.nv * tile.vl);
     });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });

@@ -27,6 +27,19 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   return Store::make(y.buf, v, idx);
 }
 
+// The fused epilogue with output channels ch0 .. ch0+lanes-1 across the lanes; `yidx` is
+// the flat output index (a Ramp with the channels' stride when lanes > 1).
+Stmt channel_epilogue(const ConvEpilogue &e, const Operand &y, Expr yidx, Expr ch0, Expr v, int lanes) {
+  Type t = Type::f(32, lanes);
+  Expr ch = lanes == 1 ? ch0 : Ramp::make(ch0, Expr(1), lanes);
+  if (e.bias) v = v + Load::make(t, e.bias->buf, ch);
+  if (e.residual) v = v + Load::make(t, e.residual->buf, yidx);
+  v = e.act.apply(v);
+  if (e.post_scale) v = v * Load::make(t, e.post_scale->buf, ch);
+  if (e.post_shift) v = v + Load::make(t, e.post_shift->buf, ch);
+  return Store::make(y.buf, v, yidx);
+}
+
 }  // namespace
 
 Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, Expr dst, Expr src, Expr len,
@@ -150,16 +163,9 @@ Stmt depthwise_across_channels(LowerContext &c, const ConvAttrs &a, const std::v
       acc = call("fma", {wv, Load::make(vt, pl, Ramp::make(pix * Expr(vl), Expr(1), vl)), acc});
     }
   }
-  // The epilogue with channels across the lanes.
-  Expr chans = Ramp::make(c0, Expr(1), vl);
   Expr yidx = Ramp::make((n * C + c0) * OH * OW + voh * OW + vow, OH * OW, vl);
-  Expr v = acc;
-  if (e.bias) v = v + Load::make(vt, e.bias->buf, chans);
-  if (e.residual) v = v + Load::make(vt, e.residual->buf, yidx);
-  v = e.act.apply(v);
-  if (e.post_scale) v = v * Load::make(vt, e.post_scale->buf, chans);
-  if (e.post_shift) v = v + Load::make(vt, e.post_shift->buf, chans);
-  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, For::make(ow, Expr(0), OW, ForKind::Serial, Store::make(y.buf, v, yidx)));
+  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial,
+                        For::make(ow, Expr(0), OW, ForKind::Serial, channel_epilogue(e, y, yidx, c0, acc, vl)));
   Stmt body = Allocate::make(pl, Type::f(32), Hp * Wp * Expr(vl),
                              Allocate::make(wb, Type::f(32), Expr(taps * vl), Block::make({wfill, fill, rows})));
   return For::make(blk, Expr(0), y.shape[0] * blocks, ForKind::Parallel, body);
@@ -242,15 +248,8 @@ Stmt conv_gemv(LowerContext &c, const ConvEpilogue &e, int mr) {
   Expr vb = Var::make(Type::index(), bn), vr = Var::make(Type::index(), rb), vk = Var::make(Type::index(), kn);
   Expr blocks = M / Expr(mr);
   auto epilogue = [&](Expr m0, Expr v, int lanes) {
-    Type t = Type::f(32, lanes);
-    Expr ch = lanes == 1 ? m0 : Ramp::make(m0, Expr(1), lanes);
     Expr yi = lanes == 1 ? vb * M + m0 : Ramp::make(vb * M + m0, Expr(1), lanes);
-    if (e.bias) v = v + Load::make(t, e.bias->buf, ch);
-    if (e.residual) v = v + Load::make(t, e.residual->buf, yi);
-    v = e.act.apply(v);
-    if (e.post_scale) v = v * Load::make(t, e.post_scale->buf, ch);
-    if (e.post_shift) v = v + Load::make(t, e.post_shift->buf, ch);
-    return Store::make(y.buf, v, yi);
+    return channel_epilogue(e, y, yi, m0, v, lanes);
   };
   Expr a_vec = Load::make(vt, w.buf, Ramp::make(vr * Expr(mr) * K + vk * Expr(mr), Expr(1), mr));
   Expr xk = Broadcast::make(Load::make(f, x.buf, vb * K + vk), mr);
@@ -316,6 +315,40 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   std::string bn = c.fresh("n"), gn = c.fresh("g");
   Expr vb = Var::make(Type::index(), bn), vg = Var::make(Type::index(), gn);
   Expr x_base = (vb * x.shape[1] + vg * cin_g) * HW;
+  if (int nw = static_cast<int>(c.node.attr_i("packed_nr", 0)); nw > 0) {
+    // Few output pixels (7x7 maps): the GEMM transposed, C'(pixel, co) = col^T W^T, so the
+    // vectors run along output channels (weights packed in column panels at compile time)
+    // and no tile is mostly padding; the whole im2col matrix (K x N, small) is packed once,
+    // in parallel over blocks of K, and each result vector scatters to its channels.
+    auto *n_c = N.as<IntImm>();
+    internal_assert(n_c && a.group == 1 && nw == gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl)
+        << c.node.describe() << ": weights packed for " << nw << "-column panels";
+    int64_t n_px = n_c->value;
+    std::string col = c.fresh("col"), kc = c.fresh("kc");
+    Expr vkc = Var::make(Type::index(), kc);
+    constexpr int64_t kChunk = 64;
+    Expr k0 = vkc * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
+    Stmt pack = For::make(kc, Expr(0), (K + Expr(kChunk - 1)) / Expr(kChunk), ForKind::Parallel,
+                          pack_conv_panel(c, gm, pointwise, col, k0 * N, Expr(0), static_cast<int>(n_px), x_base, k0, klen));
+    GemmSpec t;
+    t.a = col;
+    t.a_base = Expr(0);
+    t.a_sm = Expr(1);
+    t.a_sk = N;
+    t.b = w.buf;
+    t.b_base = Expr(0);
+    t.b_sk = Expr(0);
+    t.b_packed_nw = nw;
+    t.M = N;
+    t.N = M;
+    t.K = K;
+    t.epilogue = [&](Expr px, Expr co, Expr v, int lanes) {
+      Expr yi = (vb * M + co) * N + px;
+      return channel_epilogue(e, y, lanes == 1 ? yi : Ramp::make(yi, N, lanes), co, v, lanes);
+    };
+    Stmt body = Allocate::make(col, Type::f(32), K * N, Block::make({pack, gemm_tiles(c, t, gemm_tile_for(c.opts))}));
+    return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, For::make(gn, Expr(0), Expr(1), ForKind::Serial, body));
+  }
   GemmSpec g;
   g.a = w.buf;
   g.a_base = vg * Mg * K;

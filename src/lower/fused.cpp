@@ -49,7 +49,8 @@ Stmt lower_fused_conv(LowerContext &c) {
     }
     return conv_schedule(c, a, pad, e);
   }
-  internal_assert(!c.node.has_attr("packed_mr")) << c.node.describe() << ": packed weights need the GEMM schedule";
+  internal_assert(!c.node.has_attr("packed_mr") && !c.node.has_attr("packed_nr"))
+      << c.node.describe() << ": packed weights need the GEMM schedule";
   // Reference: Conv (with its bias) then residual and activation.
   Stmt conv = lower_conv(c);
   return Block::make({conv, reference_epilogue(c, 1, nullptr, e.residual, e.act, e.post_scale, e.post_shift)});

@@ -4,14 +4,18 @@
 // so a tile's mr broadcasts of A per k are one contiguous 4*mr-byte read instead of mr
 // strided streams. Rows of a last partial block stay row-major after the blocks, so the
 // tensor keeps its shape and size. The node records `packed_mr`.
+// A conv with few output pixels (at most 64 per image, e.g. 7x7 maps) runs its GEMM
+// transposed (lower/conv_schedule.cpp): its weights are stored in column panels of `nw`
+// output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the node records
+// `packed_nr`.
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
 namespace kiln {
 
-void pack_conv_weights(Graph &g, int mr) {
+void pack_conv_weights(Graph &g, int mr, int nw) {
   for (auto &n : g.nodes) {
-    if (n->kind != OpKind::FusedConv || n->has_attr("packed_mr")) continue;
+    if (n->kind != OpKind::FusedConv || n->has_attr("packed_mr") || n->has_attr("packed_nr")) continue;
     const Tensor *w = f32_constant(n->input(1));
     const Value *x = n->input(0), *y = n->output(0);
     if (!w || (w->rank() != 3 && w->rank() != 4) || !x->has_shape || x->dtype != DType::F32 ||
@@ -21,6 +25,22 @@ void pack_conv_weights(Graph &g, int mr) {
     int64_t group = n->attr_i("group", 1), M = w->shape()[0];
     int64_t K = w->numel() / M, Mg = M / group;
     if (M % group != 0 || (w->shape()[1] == 1 && Mg == 1)) continue;  // depthwise: not a GEMM
+    int64_t pixels = 0;
+    if (y->shape.size() == 4 && y->shape[2].is_const() && y->shape[3].is_const()) {
+      pixels = y->shape[2].value() * y->shape[3].value();
+    }
+    if (group == 1 && pixels >= 2 && pixels <= 64 && M % nw == 0) {
+      Tensor p(DType::F32, w->shape());
+      for (int64_t pn = 0; pn < M / nw; ++pn) {
+        for (int64_t k = 0; k < K; ++k) {
+          for (int j = 0; j < nw; ++j) p.as<float>()[(pn * K + k) * nw + j] = w->as<float>()[(pn * nw + j) * K + k];
+        }
+      }
+      n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
+      n->attrs["packed_nr"].kind = Attribute::Kind::Int;
+      n->attrs["packed_nr"].i = nw;
+      continue;
+    }
     Tensor p(DType::F32, w->shape());
     const float *src = w->as<float>();
     float *dst = p.as<float>();

@@ -52,8 +52,10 @@ void fuse_elementwise(Graph &g);
 // ---- -O2 -------------------------------------------------------------------------------
 
 // The weights of FusedConvs that run as GEMMs, packed for register tiles of `mr` rows
-// (see pack_weights.cpp); marks the node with `packed_mr`.
-void pack_conv_weights(Graph &g, int mr);
+// (see pack_weights.cpp); marks the node with `packed_mr`. Convs with at most 64 output
+// pixels (static) and a multiple of `nw` output channels run the GEMM transposed: weights in
+// column panels of nw, `packed_nr`.
+void pack_conv_weights(Graph &g, int mr, int nw);
 // The constant 2-D weights of FusedMatMuls whose width is a multiple of `nw`, stored as
 // column panels of nw (one contiguous K x nw block per tile column); marks `packed_nr`.
 void pack_matmul_weights(Graph &g, int nw);
