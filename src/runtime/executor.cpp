@@ -21,6 +21,8 @@ struct GraphRunner::Step {
   std::vector<Shape> operand_shapes;
   // Kernels that need input contents are specialized when they run.
   bool specialize = false;
+  // Reshape-like: the output is the input's storage under another shape (no copy).
+  bool view = false;
   std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
   std::vector<const Value *> frees;  // values whose last use is this step
   mutable double ms = 0;             // profiling totals
@@ -100,7 +102,27 @@ GraphRunner::GraphRunner(const Graph &g, Specializer *specializer) : g_(g), spec
     std::vector<const Value *> uses;
     collect_uses(*s->node, uses);
     for (const Value *v : uses) last_use_[v] = i;
+    OpKind k = s->node->kind;
+    const Value *in = s->node->input(0), *out = s->node->output(0);
+    s->view = (k == OpKind::Reshape || k == OpKind::Flatten || k == OpKind::Squeeze || k == OpKind::Unsqueeze) &&
+              in && out && in->dtype == out->dtype && in->dtype != DType::String;
     steps_.push_back(std::move(s));
+  }
+  // A view keeps its root's storage: the root's buffer lives until the view's last use.
+  std::unordered_map<const Value *, const Value *> root;
+  for (auto &s : steps_) {
+    if (!s->view) continue;
+    const Value *in = s->node->input(0), *out = s->node->output(0);
+    auto r = root.find(in);
+    root[out] = r == root.end() ? in : r->second;
+    view_outputs_.insert(out);
+  }
+  std::set<const Value *> outputs(g.outputs.begin(), g.outputs.end());
+  for (auto &[view, r] : root) {
+    // A view returned as a graph output is read (copied out) after the last step.
+    auto lv = last_use_.find(view);
+    size_t last = outputs.count(view) ? steps_.size() - 1 : lv != last_use_.end() ? lv->second : 0;
+    last_use_[r] = std::max(last_use_[r], last);
   }
   for (size_t i = 0; i < steps_.size(); ++i) step_index_[steps_[i].get()] = static_cast<int>(i);
   graph_outputs_.insert(g.outputs.begin(), g.outputs.end());
@@ -156,7 +178,7 @@ std::optional<std::vector<std::tuple<int, size_t, BufferLife>>> GraphRunner::pla
   std::vector<std::tuple<int, size_t, BufferLife>> slots;
   for (size_t i = 0; i < steps_.size(); ++i) {
     const Step &s = *steps_[i];
-    if (s.path != ExecPath::Codegen || uses_strings(*s.node, {})) continue;
+    if (s.path != ExecPath::Codegen || s.view || uses_strings(*s.node, {})) continue;
     for (size_t o = 0; o < s.node->outputs.size(); ++o) {
       const Value *v = s.node->outputs[o];
       if (!v || graph_outputs_.count(v) || v->dtype == DType::Undefined) continue;
@@ -304,7 +326,8 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
     const Tensor *t = env.find(v);
     if (!t && v->constant) t = &*v->constant;
     internal_assert(t) << "graph output '" << v->name << "' was not computed";
-    outs.push_back(rs && rs->in_arena(t->data()) ? t->clone() : *t);
+    // A view of another value (an input, a constant, the arena) is returned as its own copy.
+    outs.push_back((rs && rs->in_arena(t->data())) || view_outputs_.count(v) ? t->clone() : *t);
   }
   env.vals.clear();
   if (rs && state.record) {
@@ -377,6 +400,9 @@ void GraphRunner::run_step(const Step &s, Env &env, RunState *rs) const {
     for (Tensor &t : outs) {
       if (rs && t.defined() && rs->in_arena(t.data())) t = t.clone();  // an alias of an arena input
     }
+  } else if (s.view && ins[0]) {
+    std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
+    outs[0] = ins[0]->reshaped(shape_values(shapes[0].shape));
   } else {
     std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
     for (size_t i = 0; i < outs.size(); ++i) {

@@ -104,6 +104,7 @@ class GraphRunner {
   mutable std::map<std::string, std::unique_ptr<Plan>> plans_;
   std::unordered_map<const Step *, int> step_index_;
   std::set<const Value *> graph_outputs_;
+  std::set<const Value *> view_outputs_;  // outputs of Reshape-like steps (aliases)
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
 };
