@@ -230,6 +230,22 @@ TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
   EXPECT_NE(ir["y4"].find("panel"), std::string::npos) << ir["y4"];
 }
 
+TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
+  // Stem-like convs (<= 4 input channels, rows >= a vector): each output row from padded
+  // copies of its input rows, 8 (packed: mr) output channels per pass. Rows of 20 end in an
+  // overlapping vector; 7x7 stride 2 pad 3; a dilated one; at -O1 (plain weights) and -O3
+  // (packed; AVX2's 6-row blocks take the GEMM for 16 channels).
+  std::vector<ConvGroup> convs = {
+      {{1, 3, 40, 40},
+       {{{16, 3, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"},
+        {{24, 3, 7, 7}, "pads = [3, 3, 3, 3], strides = [2, 2]"},
+        {{16, 3, 3, 3}, "dilations = [2, 2], pads = [2, 2, 2, 2]", false}}},
+      {{2, 4, 9, 35}, {{{8, 4, 3, 3}, "pads = [0, 1, 2, 1]"}}}};
+  auto ir = expect_matches(convs, 1);
+  EXPECT_NE(ir["y0"].find("rows"), std::string::npos) << ir["y0"];
+  expect_matches(convs, 3);
+}
+
 TEST_F(ConvSchedule, ChannelMultiplierUsesGemm) {
   // One input channel per group but two outputs: the GEMM, not the depthwise rows.
   auto ir = expect_matches({{{1, 4, 9, 17}, {{{8, 1, 3, 3}, "group = 4, pads = [1, 1, 1, 1]"}}}});
