@@ -102,17 +102,7 @@ int cmd_bench(int argc, char **argv) {
     return 0;
   }
   user_assert(a.positional.size() == 1) << "bench expects one MODEL argument (see kiln bench --help)";
-  CompileOptions opts;
-  opts.opt_level = 3;
-  for (int l = 0; l <= 3; ++l) {
-    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
-  }
-  if (!a.get("--target").empty()) opts.target = a.get("--target");
-  opts.kernel_cache = !a.flag("--no-cache");
-  for (auto &s : a.all("--shape")) {
-    auto [name, dims] = split_pair(s, "--shape");
-    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
-  }
+  CompileOptions opts = compile_options_from(a);
   int threads = positive_int(a.get("--threads"), "--threads", 0, 1);
   if (threads) set_num_threads(threads);
   int warmup = positive_int(a.get("--warmup"), "--warmup", 3, 0);

@@ -8,6 +8,7 @@
 #include "cli_args.h"
 #include "commands.h"
 #include "compiler/model_library_writer.h"
+#include "model_source.h"
 #include "onnx/importer.h"
 #include "support/error.h"
 
@@ -48,18 +49,7 @@ int cmd_compile(int argc, char **argv) {
   std::string out = a.get("--output", a.get("-o"));
   user_assert(!out.empty()) << "compile needs the library to write: -o MODEL.so";
   user_assert(!std::filesystem::is_directory(out)) << "-o " << out << " is a directory; give a file name";
-  CompileOptions opts;
-  opts.opt_level = 3;
-  for (int l = 0; l <= 3; ++l) {
-    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
-  }
-  if (!a.get("--target").empty()) opts.target = a.get("--target");
-  opts.kernel_cache = !a.flag("--no-cache");
-  opts.progress = a.flag("--verbose") || a.flag("-v");
-  for (auto &s : a.all("--shape")) {
-    auto [name, dims] = split_pair(s, "--shape");
-    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
-  }
+  CompileOptions opts = compile_options_from(a);
   auto t0 = std::chrono::steady_clock::now();
   Model m = load_onnx(a.positional[0]);
   LibraryStats st = compile_library(std::move(m), opts, out);

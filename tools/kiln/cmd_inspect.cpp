@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "compiler/compiler.h"
 #include "compiler/model_stats.h"
+#include "model_source.h"
 #include "graph/printer.h"
 #include "onnx/importer.h"
 #include "runtime/model_library.h"
@@ -104,15 +105,7 @@ int cmd_inspect(int argc, char **argv) {
   if ((path.size() > 3 && path.compare(path.size() - 3, 3, ".so") == 0) || is_elf_file(path)) {
     return inspect_library(path, a);
   }
-  CompileOptions opts;
-  opts.opt_level = 3;
-  for (int l = 0; l <= 3; ++l) {
-    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
-  }
-  for (auto &s : a.all("--shape")) {
-    auto [name, dims] = split_pair(s, "--shape");
-    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
-  }
+  CompileOptions opts = compile_options_from(a);
   Model m = load_onnx(a.positional[0]);
   std::map<std::string, int64_t> symbols;
   for (const Value *v : m.graph->inputs) {

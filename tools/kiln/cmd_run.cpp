@@ -99,25 +99,13 @@ int cmd_run(int argc, char **argv) {
     return 0;
   }
   user_assert(a.positional.size() == 1) << "run expects one MODEL argument (see kiln run --help)";
-  CompileOptions opts;
-  opts.opt_level = 3;
-  if (!a.get("--target").empty()) opts.target = a.get("--target");
+  CompileOptions opts = compile_options_from(a);
   int repeat = 1;
   if (!a.get("--repeat").empty()) {
     std::string r = a.get("--repeat");
     user_assert(r.find_first_not_of("0123456789") == std::string::npos && r.size() < 6 && std::stoi(r) > 0)
         << "--repeat expects a positive integer, got '" << r << "'";
     repeat = std::stoi(r);
-  }
-  for (int l = 0; l <= 3; ++l) {
-    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
-  }
-  opts.print_after = a.get("--print-after");
-  opts.progress = a.flag("--verbose") || a.flag("-v");
-  opts.kernel_cache = !a.flag("--no-cache");
-  for (auto &s : a.all("--shape")) {
-    auto [name, dims] = split_pair(s, "--shape");
-    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
   }
   if (!a.get("--threads").empty()) {
     std::string t = a.get("--threads");

@@ -6,6 +6,23 @@
 
 namespace kiln {
 
+CompileOptions compile_options_from(const Args &a) {
+  CompileOptions opts;
+  opts.opt_level = 3;
+  for (int l = 0; l <= 3; ++l) {
+    if (a.flag("-O" + std::to_string(l))) opts.opt_level = l;
+  }
+  if (!a.get("--target").empty()) opts.target = a.get("--target");
+  opts.kernel_cache = !a.flag("--no-cache");
+  opts.print_after = a.get("--print-after");
+  opts.progress = a.flag("--verbose") || a.flag("-v");
+  for (auto &s : a.all("--shape")) {
+    auto [name, dims] = split_pair(s, "--shape");
+    opts.input_shapes[name] = parse_shape(dims, "--shape " + name);
+  }
+  return opts;
+}
+
 std::unique_ptr<ModelSource> ModelSource::open(const std::string &path, CompileOptions opts,
                                                const std::map<std::string, Tensor> &inputs, const Args &a) {
   auto src = std::make_unique<ModelSource>();

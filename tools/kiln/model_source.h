@@ -13,6 +13,11 @@
 
 namespace kiln {
 
+// The compile flags every command shares: -O0..-O3 (default -O3), --target, --no-cache,
+// --shape NAME=DIMS (repeatable), --print-after, -v/--verbose. A command's parse_args
+// decides which of them it accepts; absent ones keep their defaults.
+CompileOptions compile_options_from(const Args &a);
+
 class ModelSource {
  public:
   // Compiles `path` with `opts` (pinning the shapes of the given inputs), or loads it when
