@@ -12,9 +12,6 @@
 
 namespace kiln {
 
-namespace {
-
-// The fused epilogue for output element (batch n, channel m, flat pixel p .. p+lanes-1).
 Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, Expr v, int lanes) {
   Type t = v.type();
   auto vec = [&](Expr s) { return lanes == 1 ? s : Broadcast::make(s, lanes); };
@@ -26,6 +23,8 @@ Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, 
   if (e.post_shift) v = v + vec(load(*e.post_shift, {m}));
   return Store::make(y.buf, v, idx);
 }
+
+namespace {
 
 // The fused epilogue with output channels ch0 .. ch0+lanes-1 across the lanes; `yidx` is
 // the flat output index (a Ramp with the channels' stride when lanes > 1).
@@ -279,101 +278,6 @@ Stmt conv_gemv(LowerContext &c, const ConvEpilogue &e, int mr) {
   return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, body);
 }
 
-// Convs with few input channels (the stem: 3 channels, 3x3 to 7x7, often stride 2) have a
-// short reduction (K <= 160) that im2col panels cannot amortize. Instead, per work item
-// (image, output row): the kh input rows of every channel are copied into a zero-padded
-// scratch, then each output vector of a row accumulates all taps for `g` output channels
-// at a time (one input vector per tap, shared by the g channels; the weights broadcast).
-Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e,
-                      int g, int packed_mr) {
-  const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
-  Expr Cin = x.shape[1], H = x.shape[2], W = x.shape[3], M = y.shape[1], OH = y.shape[2], OW = y.shape[3];
-  int64_t kh = a.kernel[0], kw = a.kernel[1], sh = a.strides[0], sw = a.strides[1];
-  int64_t cin = Cin.as<IntImm>()->value, K = cin * kh * kw;
-  Expr Wp = (OW - Expr(1)) * Expr(sw) + Expr(a.dilations[1] * (kw - 1) + 1);
-  int vl = c.opts.vector_lanes_f32();
-  Type f = Type::f(32), vt = Type::f(32, vl);
-  std::string row = c.fresh("row"), rows = c.fresh("rows"), rr = c.fresh("rr"), j = c.fresh("j");
-  Expr vrow = Var::make(Type::index(), row), vrr = Var::make(Type::index(), rr), vj = Var::make(Type::index(), j);
-  Expr n = vrow / OH, oh = vrow % OH;
-  // Scratch row rr = ci * kh + ky holds input row ih = oh * sh + ky * dh - pad_h of channel ci.
-  Expr ci = vrr / Expr(kh), ky = vrr % Expr(kh);
-  Expr ih = oh * Expr(sh) + ky * Expr(a.dilations[0]) - pad[0];
-  Expr lo = min(Wp, max(Expr(0), pad[1])), hi = max(lo, min(Wp, pad[1] + W));
-  auto zeros = [&](Expr from, Expr to) {
-    return For::make(j, from, to - from, ForKind::Serial, Store::make(rows, make_zero(f), vrr * Wp + vj));
-  };
-  Stmt copy = Block::make({zeros(Expr(0), lo),
-                           copy_run(c, rows, x.buf, vrr * Wp + lo, ((n * Cin + ci) * H + ih) * W + lo - pad[1], hi - lo, 1),
-                           zeros(hi, Wp)});
-  Stmt fill = For::make(rr, Expr(0), Expr(cin * kh), ForKind::Serial,
-                        IfThenElse::make(ih >= Expr(0) && ih < H, copy, zeros(Expr(0), Wp)));
-  std::string cg = c.fresh("cg"), ov = c.fresh("ov");
-  Expr vcg = Var::make(Type::index(), cg), vov = Var::make(Type::index(), ov);
-
-  // nv output vectors (nv * vl pixels from ow0) for g channels: g * nv accumulators in a
-  // scratch that SROA keeps in registers, updated together per tap (as the GEMM tiles do,
-  // so the FMA chains interleave); per tap nv input vectors and g weight broadcasts.
-  auto vectors_at = [&](Expr ow0, int nv) {
-    std::string acc = c.fresh("acc"), kn = c.fresh("tap");
-    Expr vk = Var::make(Type::index(), kn);
-    auto at = [&](int i, int v) { return Ramp::make(Expr(int64_t((i * nv + v) * vl)), Expr(1), vl); };
-    std::vector<Stmt> init, fmas, fin;
-    for (int i = 0; i < g * nv; ++i) init.push_back(Store::make(acc, Broadcast::make(make_zero(f), vl), at(i / nv, i % nv)));
-    Expr cik = vk / Expr(kh * kw), r = vk % Expr(kh * kw);
-    Expr row0 = (cik * Expr(kh) + r / Expr(kw)) * Wp + (r % Expr(kw)) * Expr(a.dilations[1]);
-    std::vector<std::pair<std::string, Expr>> lets;
-    std::vector<Expr> xv, wv;
-    for (int v = 0; v < nv; ++v) {
-      Expr base = row0 + (ow0 + Expr(v * vl)) * Expr(sw);
-      std::string nm = c.fresh("x");
-      lets.emplace_back(nm, sw == 1 ? Load::make(vt, rows, Ramp::make(base, Expr(1), vl))
-                                    : Call::make(vt, "stride_lanes",
-                                                 {Load::make(Type::f(32, vl * static_cast<int>(sw)), rows,
-                                                             Ramp::make(base, Expr(1), vl * static_cast<int>(sw))),
-                                                  Expr(0), Expr(sw)}));
-      xv.push_back(Var::make(vt, nm));
-    }
-    for (int i = 0; i < g; ++i) {
-      Expr m = vcg * Expr(g) + Expr(i);
-      Expr idx = packed_mr ? vcg * Expr(g) * Expr(K) + vk * Expr(packed_mr) + Expr(i) : m * Expr(K) + vk;
-      std::string nm = c.fresh("w");
-      lets.emplace_back(nm, Broadcast::make(Load::make(f, w.buf, idx), vl));
-      wv.push_back(Var::make(vt, nm));
-    }
-    for (int i = 0; i < g; ++i) {
-      for (int v = 0; v < nv; ++v) {
-        fmas.push_back(Store::make(acc, call("fma", {wv[i], xv[v], Load::make(vt, acc, at(i, v))}), at(i, v)));
-      }
-    }
-    Stmt kbody = Block::make(fmas);
-    for (size_t l = lets.size(); l-- > 0;) kbody = LetStmt::make(lets[l].first, lets[l].second, kbody);
-    for (int i = 0; i < g; ++i) {
-      Expr m = vcg * Expr(g) + Expr(i);
-      for (int v = 0; v < nv; ++v) {
-        fin.push_back(conv_epilogue(e, y, ((n * M + m) * OH + oh) * OW + ow0 + Expr(v * vl), m,
-                                    Load::make(vt, acc, at(i, v)), vl));
-      }
-    }
-    std::vector<Stmt> body = init;
-    body.push_back(For::make(kn, Expr(0), Expr(K), ForKind::Serial, kbody));
-    body.insert(body.end(), fin.begin(), fin.end());
-    return Allocate::make(acc, f, Expr(int64_t(g * nv * vl)), Block::make(body));
-  };
-  // Pairs of vectors along the row; what is left (less than two vectors) ends the row with
-  // one pair or one vector that overlaps the outputs before it (recomputed: same values).
-  Expr npairs = OW / Expr(2 * vl), rest = OW - npairs * Expr(2 * vl);
-  Stmt pairs = For::make(ov, Expr(0), npairs, ForKind::Serial, vectors_at(vov * Expr(2 * vl), 2));
-  Stmt tail = IfThenElse::make(
-      rest > Expr(vl),
-      IfThenElse::make(OW >= Expr(2 * vl), vectors_at(OW - Expr(2 * vl), 2),
-                       Block::make({vectors_at(Expr(0), 1), vectors_at(OW - Expr(vl), 1)})),
-      IfThenElse::make(rest > Expr(0), vectors_at(OW - Expr(vl), 1)));
-  Stmt groups = For::make(cg, Expr(0), M / Expr(g), ForKind::Serial, Block::make({pairs, tail}));
-  Stmt body = Allocate::make(rows, f, Expr(cin * kh) * Wp + Expr(vl * sw), Block::make({fill, groups}));
-  return For::make(row, Expr(0), y.shape[0] * OH, ForKind::Parallel, body);
-}
-
 }  // namespace
 
 bool conv_schedulable(const LowerContext &c) {
@@ -391,17 +295,8 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   bool one_pixel = sp == 2 && is_const(x.shape[2], 1) && is_const(x.shape[3], 1) && is_const(y.shape[2], 1) &&
                    is_const(y.shape[3], 1) && a.kernel[0] == 1 && a.kernel[1] == 1;
   if (one_pixel && a.group == 1 && packed_mr > 0) return conv_gemv(c, e, packed_mr);
-  if (sp == 2 && a.group == 1) {
-    // Few input channels, rows at least a vector wide, whole groups of output channels.
-    auto *ci = x.shape[1].as<IntImm>();
-    auto *ow = y.shape[3].as<IntImm>();
-    auto *m = M.as<IntImm>();
-    int g = packed_mr ? packed_mr : 8;
-    int vl = c.opts.vector_lanes_f32();
-    if (ci && ow && m && ci->value * a.kernel[0] * a.kernel[1] <= 160 && ci->value <= 4 && ow->value >= vl &&
-        m->value % g == 0 && a.strides[1] <= 4) {
-      return conv_direct_rows(c, a, pad, e, g, packed_mr);
-    }
+  if (sp == 2) {
+    if (int vl = conv_direct_lanes(c, a, packed_mr)) return conv_direct_rows(c, a, pad, e, vl, packed_mr);
   }
   Geom gm;
   bool two = sp == 2;

@@ -19,6 +19,15 @@ struct ConvEpilogue {
   const Operand *post_scale = nullptr, *post_shift = nullptr;
 };
 
+// The fused epilogue for output elements (flat index yflat .. yflat+lanes-1) of channel m.
+Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, Expr v, int lanes);
+
+// Direct convolution over output rows (conv_direct.cpp) for stems (<= 4 input channels)
+// and strided convs: the vector width it runs with, or 0 when it does not apply.
+int conv_direct_lanes(const LowerContext &c, const ConvAttrs &a, int packed_mr);
+Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad, const ConvEpilogue &e,
+                      int vl, int packed_mr);
+
 // dst[d + i] = src[s + i * stride] for i < len: whole vectors, then single elements (a
 // contiguous source loads vectors; a strided one gathers them).
 Stmt copy_run(LowerContext &c, const std::string &dst, const std::string &src, Expr d, Expr s, Expr len,

@@ -246,6 +246,29 @@ TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
   expect_matches(convs, 3);
 }
 
+TEST_F(ConvSchedule, StridedConvsRunDirectRows) {
+  // Strided convs with whole groups of 8 (packed: mr) output channels run direct rows from
+  // phase-split scratch rows (col mod stride): 3x3 / 1x1 / 5x5 stride 2, stride 3, stride
+  // (2, 1), dilation 2 with stride 2, asymmetric pads, batch 2. Output rows of 18 (a vector
+  // and an overlapping one), 14 and 9 (AVX-512: half vectors, a pair overlapping) and 36.
+  std::vector<ConvGroup> convs = {
+      {{2, 20, 35, 36},
+       {{{16, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"},
+        {{16, 20, 1, 1}, "strides = [2, 2]", false},
+        {{24, 20, 5, 5}, "pads = [2, 1, 0, 2], strides = [2, 2]"},
+        {{8, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [3, 3]"},
+        {{16, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 1]"},
+        {{8, 20, 3, 3}, "dilations = [2, 2], pads = [2, 2, 2, 2], strides = [2, 2]"}}},
+      {{1, 12, 28, 28}, {{{16, 12, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
+      {{1, 9, 18, 19}, {{{8, 9, 3, 3}, "strides = [2, 2]"}}}};
+  auto ir = expect_matches(convs, 1);
+  for (const char *y : {"y0", "y1", "y2", "y3", "y4", "y5", "y6"}) {
+    EXPECT_NE(ir[y].find("rows"), std::string::npos) << y << ":\n" << ir[y];
+    EXPECT_EQ(ir[y].find("panel"), std::string::npos) << y << ":\n" << ir[y];
+  }
+  expect_matches(convs, 3);
+}
+
 TEST_F(ConvSchedule, ChannelMultiplierUsesGemm) {
   // One input channel per group but two outputs: the GEMM, not the depthwise rows.
   auto ir = expect_matches({{{1, 4, 9, 17}, {{{8, 1, 3, 3}, "group = 4, pads = [1, 1, 1, 1]"}}}});

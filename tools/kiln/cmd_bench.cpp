@@ -32,7 +32,8 @@ const char *kHelp =
     "  --iterations N        timed runs (default 20)\n"
     "  -O0 .. -O3            optimization level (default -O3; -O0 is the naive reference)\n"
     "  --target T            native (default), x86-64-v3 (AVX2) or x86-64-v4 (AVX-512)\n"
-    "  --profile             after timing, the time per node and per op kind (top 25)\n"
+    "  --profile             after timing, the time per node and per op kind\n"
+    "  --top N               nodes listed by --profile (default 25; 0: all)\n"
     "  --no-cache            compile every kernel with LLVM, without the kernel cache\n"
     "                        (${KILN_CACHE:-~/.cache/kiln}/kernels; KILN_KERNEL_CACHE=0 also\n"
     "                        turns it off)\n"
@@ -64,7 +65,7 @@ Tensor random_input(const Value &v, std::mt19937_64 &rng) {
 
 // Runs `iterations` more times with per-node timing; prints the slowest nodes and the
 // time per op kind.
-void print_profile(const ModelSource &cm, const std::map<std::string, Tensor> &inputs, int iterations) {
+void print_profile(const ModelSource &cm, const std::map<std::string, Tensor> &inputs, int iterations, size_t top) {
   cm.set_profiling(true);
   for (int i = 0; i < iterations; ++i) cm.run(inputs);
   cm.set_profiling(false);
@@ -80,7 +81,7 @@ void print_profile(const ModelSource &cm, const std::map<std::string, Tensor> &i
   std::sort(prof.begin(), prof.end(), [](auto &x, auto &y) { return x.second > y.second; });
   std::printf("\nprofile: %.3f ms per run over %zu nodes\n  %-10s %6s  %s\n", total / iterations, prof.size(), "ms/run",
               "share", "node");
-  for (size_t i = 0; i < prof.size() && i < 25; ++i) {
+  for (size_t i = 0; i < prof.size() && (top == 0 || i < top); ++i) {
     std::printf("  %-10.3f %5.1f%%  %s\n", prof[i].second / iterations, 100 * prof[i].second / total,
                 prof[i].first->describe().c_str());
   }
@@ -95,7 +96,7 @@ void print_profile(const ModelSource &cm, const std::map<std::string, Tensor> &i
 }  // namespace
 
 int cmd_bench(int argc, char **argv) {
-  Args a = parse_args(argc, argv, 2, {"--shape", "--input", "--threads", "--warmup", "--iterations", "--target"},
+  Args a = parse_args(argc, argv, 2, {"--shape", "--input", "--threads", "--warmup", "--iterations", "--target", "--top"},
                       {"--json", "--profile", "--no-cache", "--help", "-h", "-O0", "-O1", "-O2", "-O3"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kHelp;
@@ -148,7 +149,7 @@ int cmd_bench(int argc, char **argv) {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",
                 a.positional[0].c_str(), compile_s, median, ms.front(), p90, iterations, num_threads());
   }
-  if (a.flag("--profile")) print_profile(*cm, inputs, iterations);
+  if (a.flag("--profile")) print_profile(*cm, inputs, iterations, size_t(positive_int(a.get("--top"), "--top", 25, 0)));
   return 0;
 }
 
