@@ -318,6 +318,18 @@ class CodeGen {
       for (int i = 0; i < c.type.lanes; ++i) mask.push_back(static_cast<int>(phase->value + i * stride->value));
       return b_.CreateShuffleVector(expr(c.args[0]), mask);
     }
+    if (n == "prefetch") {
+      // prefetch(Load of the first element, write): the cache line of that element, for
+      // reading (0) or writing (1); no value (an index 0).
+      auto *ld = c.args[0].as<Load>();
+      auto *rw = c.args[1].as<IntImm>();
+      internal_assert(ld && rw && ld->type.lanes == 1) << "prefetch needs a scalar Load and a constant write flag";
+      auto [base, bt] = lookup_buffer(ld->buffer);
+      llvm::Value *p = element_ptr(base, bt, expr(ld->index));
+      llvm::Function *f = llvm::Intrinsic::getDeclaration(&m_, llvm::Intrinsic::prefetch, {p->getType()});
+      b_.CreateCall(f, {p, b_.getInt32(rw->value ? 1 : 0), b_.getInt32(3), b_.getInt32(1)});
+      return llvm::ConstantInt::get(ltype(c.type), 0);
+    }
     std::vector<llvm::Value *> a;
     for (auto &e : c.args) a.push_back(expr(e));
     Type t = c.args.empty() ? c.type : c.args[0].type();

@@ -366,6 +366,12 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     Expr mc = vg * Mg + m;
     return conv_epilogue(e, y, (vb * M + mc) * N + n, mc, v, lanes);
   };
+  g.epilogue_touches = [&](Expr m, Expr n) {
+    Expr at = (vb * M + vg * Mg + m) * N + n;
+    std::vector<GemmSpec::Touch> t = {{Load::make(Type::f(32), y.buf, at), true}};
+    if (e.residual) t.push_back({Load::make(Type::f(32), e.residual->buf, at), false});
+    return t;
+  };
   Stmt gemm = gemm_packed_tiles(c, g, gemm_tile_for(c.opts),
                                 [&](const std::string &panel, Expr base, Expr n0, int nw, Expr k0, Expr klen) {
                                   return pack_conv_panel(c, gm, pointwise, panel, base, n0, nw, x_base, k0, klen);

@@ -33,6 +33,14 @@ struct BSource {
   Expr base, sk, col0;
 };
 
+// Prefetch calls (see codegen's "prefetch") evaluated for their effect: each bound to a
+// name nothing reads.
+Stmt prefetch_stmt(LowerContext &c, const std::vector<Expr> &calls) {
+  Stmt s = Block::make({});
+  for (size_t i = calls.size(); i-- > 0;) s = LetStmt::make(c.fresh("pf"), calls[i], s);
+  return s;
+}
+
 // A block of the reduction: k in [k0, k0 + len). Unless it is the first, the tile starts
 // from the partial sums stored in C; unless it is the last, it stores partial sums to C
 // instead of running the epilogue.
@@ -125,6 +133,19 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
     finish = IfThenElse::make(kb.last, finish, Block::make(park));
   }
   std::vector<Stmt> body = init;
+  if (g.epilogue_touches) {
+    // One prefetch per cache line of every row's outputs (and what the epilogue reads).
+    std::vector<Expr> lines;
+    for (int i = 0; i < mr; ++i) {
+      for (int l = 0; l < nw; l += 16) {
+        for (const GemmSpec::Touch &t : g.epilogue_touches(m0 + Expr(i), n0 + Expr(l))) {
+          lines.push_back(call(Type::index(), "prefetch", {t.load, Expr(int64_t(t.write))}));
+        }
+      }
+    }
+    Stmt pf = prefetch_stmt(c, lines);
+    body.push_back(is_const(kb.last, 1) ? pf : IfThenElse::make(kb.last, pf));
+  }
   body.push_back(kloop);
   body.push_back(finish);
   return Allocate::make(acc, Type::f(32), Expr(int64_t(mr * nw)), Block::make(body));

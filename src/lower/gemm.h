@@ -34,6 +34,15 @@ struct GemmSpec {
   // Finishes C(m, n .. n + lanes - 1) whose accumulated sum is `v` (f32 x lanes, or a
   // scalar when lanes == 1).
   std::function<Stmt(Expr m, Expr n, Expr v, int lanes)> epilogue;
+  // Optional: the memory the epilogue of C(m, n .. n + lanes - 1) reads and writes, as
+  // scalar Loads of its first element, each with `write` set for a store. A tile prefetches
+  // them before its reduction, so the epilogue's residual reads and output stores (rows
+  // far apart in NCHW) find their cache lines there.
+  struct Touch {
+    Expr load;
+    bool write;
+  };
+  std::function<std::vector<Touch>(Expr m, Expr n)> epilogue_touches;
 };
 
 // Tile shape for a target: mr x (nv * vl).

@@ -8,6 +8,7 @@
 #include "runtime/control_flow.h"
 #include "runtime/runtime_kernel.h"
 #include "support/error.h"
+#include "support/memory.h"
 
 namespace kiln {
 
@@ -303,7 +304,7 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
         state.owned = std::move(state.plan->free_arenas.back());
         state.plan->free_arenas.pop_back();
       } else {
-        state.owned.reset(static_cast<uint8_t *>(std::aligned_alloc(64, std::max<size_t>(64, state.plan->plan.arena_bytes))));
+        state.owned.reset(static_cast<uint8_t *>(alloc_buffer(state.plan->plan.arena_bytes)));
         user_assert(state.owned != nullptr) << "out of memory allocating a " << state.plan->plan.arena_bytes << "-byte arena";
       }
       state.arena = state.owned.get();

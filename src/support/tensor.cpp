@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "support/error.h"
+#include "support/memory.h"
 
 namespace kiln {
 
@@ -50,7 +51,7 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(
   size_t bytes = static_cast<size_t>(n) * esize;
   size_t alloc = (bytes + 63) / 64 * 64;
   if (alloc == 0) alloc = 64;
-  void *p = std::aligned_alloc(64, alloc);
+  void *p = alloc_buffer(alloc);
   user_assert(p != nullptr) << "out of memory allocating " << bytes << " bytes";
   std::memset(p, 0, alloc);
   storage_ = std::shared_ptr<void>(p, [](void *q) { std::free(q); });
