@@ -260,9 +260,12 @@ TEST_F(ConvSchedule, StridedConvsRunDirectRows) {
         {{16, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 1]"},
         {{8, 20, 3, 3}, "dilations = [2, 2], pads = [2, 2, 2, 2], strides = [2, 2]"}}},
       {{1, 12, 28, 28}, {{{16, 12, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
-      {{1, 9, 18, 19}, {{{8, 9, 3, 3}, "strides = [2, 2]"}}}};
+      {{1, 9, 18, 19}, {{{8, 9, 3, 3}, "strides = [2, 2]"}}},
+      // Many output channels on a small image, batch of 2.
+      {{2, 16, 6, 18},
+       {{{64, 16, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}, {{128, 16, 1, 1}, "strides = [2, 2]"}}}};
   auto ir = expect_matches(convs, 1);
-  for (const char *y : {"y0", "y1", "y2", "y3", "y4", "y5", "y6"}) {
+  for (const char *y : {"y0", "y1", "y2", "y3", "y4", "y5", "y6", "y7", "y8"}) {
     EXPECT_NE(ir[y].find("rows"), std::string::npos) << y << ":\n" << ir[y];
     EXPECT_EQ(ir[y].find("panel"), std::string::npos) << y << ":\n" << ir[y];
   }
