@@ -159,16 +159,30 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
   BSource bs{g.b, g.b_base, g.b_sk, n0};
-  if (g.b_packed_nw) {
-    internal_assert(g.b_packed_nw == nv * vl) << "B packed for " << g.b_packed_nw << "-column panels";
+  if (g.b_packed_nw && g.b_packed_nw == nv * vl) {
     bs = {g.b, g.b_base + n0 * g.K, Expr(g.b_packed_nw), Expr(0)};  // n0 / nw * K * nw
+  } else if (g.b_packed_nw) {
+    // Columns past the whole panels: row-major [K][rem] after the panels.
+    Expr np = g.N / Expr(g.b_packed_nw) * Expr(g.b_packed_nw), rem = g.N - np;
+    bs = {g.b, g.b_base + np * g.K - np, rem, n0};
   }
   return For::make(t, Expr(0), mt * nt, kind, tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb));
 }
 
 }  // namespace
 
-Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, ForKind tiles) {
+Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, ForKind tiles) {
+  // Fewer rows than a tile (a matrix-vector product, e.g. a classifier at batch 1): one
+  // tile spans all rows, so they share every B load, with more columns per tile when B is
+  // not packed in fixed-width panels (independent FMA chains); the reduction runs
+  // unblocked (partial sums in C would only add passes over it).
+  GemmTile tl = tile_shape;
+  auto *m_const = g.M.as<IntImm>();
+  const bool skinny = m_const && m_const->value > 0 && m_const->value < tl.mr;
+  if (skinny) {
+    tl.mr = static_cast<int>(m_const->value);
+    if (!g.b_packed_nw) tl.nv = tl.mr <= 2 ? 4 : 2;
+  }
   int nr = tl.nv * tl.vl;
   Expr mt = g.M / Expr(tl.mr), m_tail = g.M - mt * Expr(tl.mr);
   Expr nt = g.N / Expr(nr);
@@ -186,7 +200,7 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, ForKind 
   // stay in L1 / L2; partial sums wait in C between blocks.
   constexpr int64_t kKc = 512;
   auto *kconst = g.K.as<IntImm>();
-  int64_t nkb = g.c_index && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
+  int64_t nkb = !skinny && g.c_index && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
   std::string kbn = c.fresh("kb");
   Expr vkb = Var::make(Type::index(), kbn);
   KBlock kb{Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};

@@ -22,7 +22,9 @@ struct GemmSpec {
   int a_packed_mr = 0;
   // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n; or, when b_packed_nw > 0
   // (constant weights packed at compile time, passes/pack_weights.cpp), column panels of
-  // b_packed_nw stored one after another: B(k, p * nw + j) = b[b_base + (p * K + k) * nw + j].
+  // b_packed_nw stored one after another: B(k, p * nw + j) = b[b_base + (p * K + k) * nw + j],
+  // then the columns past the last whole panel row-major: B(k, Np + j) = b[b_base + Np * K +
+  // k * (N - Np) + j] with Np = N / nw * nw.
   std::string b;
   Expr b_base, b_sk;
   int b_packed_nw = 0;

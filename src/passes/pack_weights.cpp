@@ -68,16 +68,21 @@ void pack_matmul_weights(Graph &g, int nw) {
     if (n->kind != OpKind::FusedMatMul || n->has_attr("packed_nr")) continue;
     const Tensor *b = f32_constant(n->input(1));
     const Value *a = n->input(0), *y = n->output(0);
-    if (!b || b->rank() != 2 || b->shape()[1] % nw != 0 || !a->has_shape || a->shape.size() < 2 ||
+    if (!b || b->rank() != 2 || b->shape()[1] < nw || !a->has_shape || a->shape.size() < 2 ||
         a->dtype != DType::F32 || y->dtype != DType::F32) {
       continue;
     }
-    int64_t K = b->shape()[0], N = b->shape()[1];
+    int64_t K = b->shape()[0], N = b->shape()[1], np = N / nw * nw;
     Tensor p(DType::F32, b->shape());
+    const float *src = b->as<float>();
+    float *dst = p.as<float>();
     for (int64_t pn = 0; pn < N / nw; ++pn) {
       for (int64_t k = 0; k < K; ++k) {
-        for (int j = 0; j < nw; ++j) p.as<float>()[(pn * K + k) * nw + j] = b->as<float>()[k * N + pn * nw + j];
+        for (int j = 0; j < nw; ++j) dst[(pn * K + k) * nw + j] = src[k * N + pn * nw + j];
       }
+    }
+    for (int64_t k = 0; k < K; ++k) {  // columns past the last whole panel, row-major
+      for (int64_t j = np; j < N; ++j) dst[np * K + k * (N - np) + (j - np)] = src[k * N + j];
     }
     n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
     n->attrs["packed_nr"].kind = Attribute::Kind::Int;

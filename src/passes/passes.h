@@ -56,8 +56,9 @@ void fuse_elementwise(Graph &g);
 // pixels (static) and a multiple of `nw` output channels run the GEMM transposed: weights in
 // column panels of nw, `packed_nr`.
 void pack_conv_weights(Graph &g, int mr, int nw);
-// The constant 2-D weights of FusedMatMuls whose width is a multiple of `nw`, stored as
-// column panels of nw (one contiguous K x nw block per tile column); marks `packed_nr`.
+// The constant 2-D weights of FusedMatMuls at least `nw` wide, stored as column panels of
+// nw (one contiguous K x nw block per tile column), the columns past the last whole panel
+// row-major after them; marks `packed_nr`.
 void pack_matmul_weights(Graph &g, int nw);
 
 // ---- -O3 -------------------------------------------------------------------------------
