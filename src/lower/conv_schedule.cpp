@@ -351,6 +351,36 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     Stmt body = Allocate::make(col, Type::f(32), K * N, Block::make({pack, gemm_tiles(c, t, gemm_tile_for(c.opts))}));
     return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, For::make(gn, Expr(0), Expr(1), ForKind::Serial, body));
   }
+  auto *n_px = N.as<IntImm>();
+  int nr = gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl;
+  if (pointwise && a.group == 1 && n_px && n_px->value >= nr) {
+    // 1x1 stride 1: B is the input itself (row k = channel k's plane), read in place by
+    // whole tiles (the last one overlapping the one before it) -- no panels to pack.
+    GemmSpec g;
+    g.a = w.buf;
+    g.a_base = Expr(0);
+    g.a_sm = K;
+    g.a_sk = Expr(1);
+    g.a_packed_mr = static_cast<int>(c.node.attr_i("packed_mr", 0));
+    internal_assert(g.a_packed_mr == 0 || g.a_packed_mr == gemm_tile_for(c.opts).mr)
+        << c.node.describe() << ": weights packed for " << g.a_packed_mr << "-row tiles";
+    g.b = x.buf;
+    g.b_base = x_base;
+    g.b_sk = HW;
+    g.M = M;
+    g.N = N;
+    g.K = K;
+    g.overlap_last_tile = true;
+    g.epilogue = [&](Expr m, Expr n, Expr v, int lanes) { return conv_epilogue(e, y, (vb * M + m) * N + n, m, v, lanes); };
+    g.epilogue_touches = [&](Expr m, Expr n) {
+      Expr at = (vb * M + m) * N + n;
+      std::vector<GemmSpec::Touch> t = {{Load::make(Type::f(32), y.buf, at), true}};
+      if (e.residual) t.push_back({Load::make(Type::f(32), e.residual->buf, at), false});
+      return t;
+    };
+    return For::make(bn, Expr(0), y.shape[0], ForKind::Serial,
+                     LetStmt::make(gn, Expr(0), gemm_tiles(c, g, gemm_tile_for(c.opts))));
+  }
   GemmSpec g;
   g.a = w.buf;
   g.a_base = vg * Mg * K;

@@ -152,12 +152,15 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
 }
 
 // All tiles of one phase: rows [m_lo, m_lo + mt*mr), columns [n_lo, n_lo + nt*nw).
+// With `n_last` defined, tile columns start at most there (a last tile overlapping the
+// one before it).
 Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl,
-           const KBlock &kb, ForKind kind) {
+           const KBlock &kb, ForKind kind, Expr n_last = Expr()) {
   if (is_const(mt, 0) || is_const(nt, 0)) return Stmt();
   std::string t = c.fresh("tile");
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
+  if (n_last.defined()) n0 = min(n0, n_last);
   BSource bs{g.b, g.b_base, g.b_sk, n0};
   if (g.b_packed_nw && g.b_packed_nw == nv * vl) {
     bs = {g.b, g.b_base + n0 * g.K, Expr(g.b_packed_nw), Expr(0)};  // n0 / nw * K * nw
@@ -196,11 +199,18 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, 
     int nv, vl;
   };
   std::vector<Cols> cols = {{Expr(0), nt, tl.nv, tl.vl}, {n1, nt1, 1, tl.vl}, {n2, nt2, 1, 1}};
+  // Or, where allowed and N holds a whole tile: whole tiles only, the last one ending at N.
+  auto *n_const = g.N.as<IntImm>();
+  Expr n_last;
+  if (g.overlap_last_tile && n_const && n_const->value >= nr) {
+    cols = {{Expr(0), Expr((n_const->value + nr - 1) / nr), tl.nv, tl.vl}};
+    n_last = Expr(n_const->value - nr);
+  }
   // A long reduction runs in blocks of <= kKc so a tile's rows of A and the panel of B
   // stay in L1 / L2; partial sums wait in C between blocks.
   constexpr int64_t kKc = 512;
   auto *kconst = g.K.as<IntImm>();
-  int64_t nkb = !skinny && g.c_index && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
+  int64_t nkb = !skinny && g.c_index && !n_last.defined() && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
   std::string kbn = c.fresh("kb");
   Expr vkb = Var::make(Type::index(), kbn);
   KBlock kb{Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
@@ -210,8 +220,8 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, 
   }
   std::vector<Stmt> phases;
   for (const Cols &cp : cols) {
-    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles);
-    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles);
+    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles, n_last);
+    Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles, n_last);
     if (main.defined()) phases.push_back(main);
     if (tail.defined()) phases.push_back(tail);
   }
