@@ -7,7 +7,8 @@
 // A conv with few output pixels (at most 64 per image, e.g. 7x7 maps) runs its GEMM
 // transposed (lower/conv_schedule.cpp): its weights are stored in column panels of `nw`
 // output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the node records
-// `packed_nr`.
+// `packed_nr` -- except 1x1 stride-1 convs of at least nw pixels, which read their input in
+// place on row blocks.
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
@@ -29,7 +30,9 @@ void pack_conv_weights(Graph &g, int mr, int nw) {
     if (y->shape.size() == 4 && y->shape[2].is_const() && y->shape[3].is_const()) {
       pixels = y->shape[2].value() * y->shape[3].value();
     }
-    if (group == 1 && pixels >= 2 && pixels <= 64 && M % nw == 0) {
+    bool pointwise_in_place = w->rank() == 4 && w->shape()[2] == 1 && w->shape()[3] == 1 &&
+                              n->attr_ints("strides", {1, 1}) == std::vector<int64_t>{1, 1} && pixels >= nw;
+    if (group == 1 && pixels >= 2 && pixels <= 64 && M % nw == 0 && !pointwise_in_place) {
       Tensor p(DType::F32, w->shape());
       for (int64_t pn = 0; pn < M / nw; ++pn) {
         for (int64_t k = 0; k < K; ++k) {

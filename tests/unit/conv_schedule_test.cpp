@@ -227,12 +227,15 @@ TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
   // At most 64 output pixels and a multiple of the panel width (32; AVX2 16) of output
   // channels (-O2+): pixels are the GEMM rows (49 = 6 tiles of 8 + 1), channels the vector
   // lanes. 3x3 on 7x7, stride 2 onto 7x7, 1x1 on 5x5 with and without bias, batch 2; 40
-  // channels keep the row-block GEMM.
+  // channels keep the row-block GEMM; a 1x1 on 7x7 (49 pixels: more than a panel) reads its
+  // input in place instead.
   auto ir = expect_matches({{{2, 24, 7, 7}, {{{64, 24, 3, 3}, "pads = [1, 1, 1, 1]"}, {{32, 24, 1, 1}, "", false}}},
                             {{1, 16, 14, 13}, {{{32, 16, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
                             {{1, 8, 5, 5}, {{{32, 8, 1, 1}, ""}, {{40, 8, 1, 1}, ""}}}},
                            3);
   EXPECT_NE(ir["y0"].find("col"), std::string::npos) << ir["y0"];
+  EXPECT_EQ(ir["y1"].find("col"), std::string::npos) << ir["y1"];
+  EXPECT_NE(ir["y3"].find("col"), std::string::npos) << ir["y3"];
   EXPECT_NE(ir["y4"].find("panel"), std::string::npos) << ir["y4"];
 }
 
