@@ -5,6 +5,7 @@
 #include "graph/conv_attrs.h"
 #include "lower/conv_schedule.h"
 #include "lower/lower.h"
+#include "lower/vector_loop.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -245,6 +246,26 @@ Stmt lower_global_pool(LowerContext &c) {
   const Operand &x = c.in[0], &y = c.out[0];
   std::vector<Expr> ext(x.shape.begin() + 2, x.shape.end());
   OpKind k = c.node.kind;
+  if (c.opts.opt_level >= 1 && x.dtype == DType::F32 && y.dtype == DType::F32 &&
+      (k == OpKind::GlobalAveragePool || k == OpKind::GlobalMaxPool)) {
+    // Each plane reduced in vectors (partial sums / maxima per lane, folded at the end),
+    // blocks of planes in parallel; -O0 keeps the serial sum.
+    Type t = Type::f(32);
+    Expr hw = numel(ext), planes = x.shape[0] * x.shape[1];
+    bool avg = k == OpKind::GlobalAveragePool;
+    constexpr int64_t kBlockElements = 16384;
+    return parallel_blocks(c, planes, rows_per_block(hw, kBlockElements), [&](Expr begin, Expr count) {
+      std::string pn = c.fresh("plane");
+      Expr vp = Var::make(Type::index(), pn);
+      auto xs = [&](Expr j, int w) { return run_load(t, x.buf, vp * hw, j, w); };
+      auto combine = [avg](Expr a, Expr b) { return avg ? a + b : max(a, b); };
+      Stmt plane = vector_reduce(c, hw, c.opts.vector_lanes_f32(), avg ? make_zero(t) : make_const(t, -INFINITY), xs,
+                                 combine, [&](Expr s) {
+                                   return Store::make(y.buf, avg ? s / cast(t, hw) : s, vp);
+                                 });
+      return For::make(pn, begin, count, ForKind::Serial, plane);
+    });
+  }
   Type acc = k == OpKind::GlobalMaxPool ? x.compute() : float_acc(x);
   int64_t p = k == OpKind::GlobalLpPool ? lp_order(c.node) : 2;
   Expr init = k == OpKind::GlobalMaxPool ? type_min(acc) : make_zero(acc);
