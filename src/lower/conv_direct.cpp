@@ -25,6 +25,43 @@ struct DirectGeom {
 
 }  // namespace
 
+PhaseRows::PhaseRows(Expr OW, int64_t sw_, int64_t kw_, int64_t dw_) : sw(sw_), kw(kw_), dw(dw_) {
+  // Padded columns 0 .. Wp-1 (input column col - pad_w).
+  Expr Wp = (OW - Expr(1)) * Expr(sw) + Expr(dw * (kw - 1) + 1);
+  Wq = (Wp + Expr(sw - 1)) / Expr(sw);
+  for (int64_t kx = 0; kx < kw; ++kx) phases.insert(kx * dw % sw);
+  Wrow = Wq * Expr(int64_t(phases.size()));
+}
+
+Expr PhaseRows::tap(int64_t kx, Expr ow) const {
+  int64_t p = kx * dw % sw, q = kx * dw / sw;
+  int64_t slot = std::distance(phases.begin(), phases.find(p));
+  return Expr(slot) * Wq + Expr(q) + ow;
+}
+
+Stmt PhaseRows::fill(LowerContext &c, const std::string &scratch, Expr at_row, const std::string &x, Expr src_row,
+                     Expr row_valid, Expr W, Expr pad_w) const {
+  Type f = Type::f(32);
+  std::string j = c.fresh("j");
+  Expr vj = Var::make(Type::index(), j);
+  std::vector<Stmt> valid, zero;
+  int64_t slot = 0;
+  for (int64_t p : phases) {
+    Expr at = at_row + Expr(slot++) * Wq;
+    auto zeros = [&](Expr from, Expr to) {
+      return For::make(j, from, to - from, ForKind::Serial, Store::make(scratch, make_zero(f), at + vj));
+    };
+    // Positions q with input column q * sw + p - pad_w in [0, W).
+    Expr lo = min(Wq, max(Expr(0), (pad_w - Expr(p) + Expr(sw - 1)) / Expr(sw)));
+    Expr hi = max(lo, min(Wq, (W + pad_w - Expr(p) + Expr(sw - 1)) / Expr(sw)));
+    valid.push_back(zeros(Expr(0), lo));
+    valid.push_back(copy_run(c, scratch, x, at + lo, src_row + lo * Expr(sw) + Expr(p) - pad_w, hi - lo, sw));
+    valid.push_back(zeros(hi, Wq));
+    zero.push_back(zeros(Expr(0), Wq));
+  }
+  return IfThenElse::make(row_valid, Block::make(valid), Block::make(zero));
+}
+
 int conv_direct_lanes(const LowerContext &c, const ConvAttrs &a, int packed_mr) {
   const Operand &x = c.in[0], &w = c.in[1], &y = c.out[0];
   if (x.rank() != 4 || a.group != 1 || c.node.attr_i("packed_nr", 0) != 0) return 0;
@@ -56,16 +93,9 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
   d.kh = a.kernel[0], d.kw = a.kernel[1], d.sh = a.strides[0], d.sw = a.strides[1];
   d.dh = a.dilations[0], d.dw = a.dilations[1];
   const int64_t K = d.cin * d.kh * d.kw;
-  // Padded columns 0 .. Wp-1 (input column col - pad_w); column col lives in phase
-  // col % sw at position col / sw, so tap kx of output column ow is phase (kx*dw) % sw,
-  // position ow + (kx*dw) / sw: consecutive outputs are consecutive positions.
-  Expr Wp = (d.OW - Expr(1)) * Expr(d.sw) + Expr(d.dw * (d.kw - 1) + 1);
-  d.Wq = (Wp + Expr(d.sw - 1)) / Expr(d.sw);
-  std::set<int64_t> phases;
-  for (int64_t kx = 0; kx < d.kw; ++kx) phases.insert(kx * d.dw % d.sw);
-  // Only the phases some tap reads are stored (one for a strided 1x1 conv), in order.
-  auto slot = [&](int64_t p) { return int64_t(std::distance(phases.begin(), phases.find(p))); };
-  d.Wrow = d.Wq * Expr(int64_t(phases.size()));
+  PhaseRows pr(d.OW, d.sw, d.kw, d.dw);
+  d.Wq = pr.Wq;
+  d.Wrow = pr.Wrow;
 
   Type f = Type::f(32), vt = Type::f(32, vl);
   std::string item = c.fresh("row"), rows = c.fresh("rows"), rr = c.fresh("rr"), j = c.fresh("j");
@@ -75,22 +105,7 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
 
   // One scratch row (channel ci, input row ih) at `at`: its used phases, zero-padded.
   auto fill_row = [&](Expr at_row, Expr ci, Expr ih) {
-    std::vector<Stmt> valid, zero;
-    for (int64_t p : phases) {
-      Expr at = at_row + Expr(slot(p)) * d.Wq;
-      auto zeros = [&](Expr from, Expr to) {
-        return For::make(j, from, to - from, ForKind::Serial, Store::make(rows, make_zero(f), at + vj));
-      };
-      // Positions q with input column q * sw + p - pad_w in [0, W).
-      Expr lo = min(d.Wq, max(Expr(0), (pad[1] - Expr(p) + Expr(d.sw - 1)) / Expr(d.sw)));
-      Expr hi = max(lo, min(d.Wq, (d.W + pad[1] - Expr(p) + Expr(d.sw - 1)) / Expr(d.sw)));
-      Expr src = ((n * d.Cin + ci) * d.H + ih) * d.W + lo * Expr(d.sw) + Expr(p) - pad[1];
-      valid.push_back(zeros(Expr(0), lo));
-      valid.push_back(copy_run(c, rows, x.buf, at + lo, src, hi - lo, d.sw));
-      valid.push_back(zeros(hi, d.Wq));
-      zero.push_back(zeros(Expr(0), d.Wq));
-    }
-    return IfThenElse::make(ih >= Expr(0) && ih < d.H, Block::make(valid), Block::make(zero));
+    return pr.fill(c, rows, at_row, x.buf, ((n * d.Cin + ci) * d.H + ih) * d.W, ih >= Expr(0) && ih < d.H, d.W, pad[1]);
   };
   // Scratch row rr = ci * kh + ky holds input row oh * sh + ky * dh - pad_h of channel ci.
   // (One scratch per image, filled once, with work items over (channel group, row) so each
@@ -115,12 +130,11 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
     Expr srow = (vci * Expr(d.kh) + vky) * d.Wrow;
     Expr tap0 = (vci * Expr(d.kh) + vky) * Expr(d.kw);
     for (int64_t kx = 0; kx < d.kw; ++kx) {
-      int64_t p = kx * d.dw % d.sw, q = kx * d.dw / d.sw;
       std::vector<std::pair<std::string, Expr>> lets;
       std::vector<Expr> xv, wv;
       for (int v = 0; v < nv; ++v) {
         std::string nm = c.fresh("x");
-        Expr base = srow + Expr(slot(p)) * d.Wq + Expr(q) + offs[v];
+        Expr base = srow + pr.tap(kx, offs[v]);
         lets.emplace_back(nm, Load::make(vt, rows, Ramp::make(base, Expr(1), vl)));
         xv.push_back(Var::make(vt, nm));
       }

@@ -187,51 +187,66 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   std::string nc = c.fresh("nc"), pl = c.fresh("plane");
   Expr vnc = Var::make(Type::index(), nc);
   Expr ch = vnc % C;
-  // Zero-padded copy of this channel's plane: per row, zeros / a vector copy / zeros.
-  std::string r = c.fresh("r"), j = c.fresh("j");
-  Expr vr = Var::make(Type::index(), r), vj = Var::make(Type::index(), j);
+  // Zero-padded copy of this channel's plane, rows split by column phase (PhaseRows), so
+  // every tap of an output vector is one contiguous load, strided convs included.
+  PhaseRows pr(OW, a.strides[1], kw, a.dilations[1]);
+  std::string r = c.fresh("r");
+  Expr vr = Var::make(Type::index(), r);
   Expr ih = vr - pad[0];
-  Expr lo = min(Wp, max(Expr(0), pad[1])), hi = max(lo, min(Wp, pad[1] + W));
-  auto zeros = [&](Expr from, Expr to) {
-    return For::make(j, from, to - from, ForKind::Serial, Store::make(pl, make_zero(f), vr * Wp + vj));
-  };
-  Stmt row_copy = Block::make({zeros(Expr(0), lo),
-                               copy_run(c, pl, x.buf, vr * Wp + lo, vnc * H * W + ih * W + lo - pad[1], hi - lo, 1),
-                               zeros(hi, Wp)});
   Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial,
-                        IfThenElse::make(ih >= Expr(0) && ih < H, row_copy, zeros(Expr(0), Wp)));
-  int64_t sw = a.strides[1];
-  auto row_body = [&](Expr oh, Expr ow0, int lanes) {
-    Expr acc = lanes == 1 ? make_zero(f) : Broadcast::make(make_zero(f), lanes);
+                        pr.fill(c, pl, vr * pr.Wrow, x.buf, (vnc * H + ih) * W, ih >= Expr(0) && ih < H, W, pad[1]));
+  auto tap_row = [&](Expr oh, int64_t ky) { return (oh * Expr(a.strides[0]) + Expr(ky * a.dilations[0])) * pr.Wrow; };
+  // Output vectors (or one element, lanes == 1) of row oh starting at `offs`: one
+  // accumulator each, updated together per tap so the FMA chains interleave (a single
+  // chain of kh*kw dependent FMAs per vector would wait on FMA latency).
+  auto outputs_at = [&](Expr oh, const std::vector<Expr> &offs, int lanes) {
+    int nv = static_cast<int>(offs.size());
+    Type t = Type::f(32, lanes);
+    std::string acc = c.fresh("acc");
+    auto at = [&](int v) { return lanes == 1 ? Expr(int64_t(v)) : Ramp::make(Expr(int64_t(v * lanes)), Expr(1), lanes); };
+    auto wide = [&](Expr e) { return lanes == 1 ? e : Broadcast::make(e, lanes); };
+    std::vector<Stmt> body;
+    for (int v = 0; v < nv; ++v) body.push_back(Store::make(acc, wide(make_zero(f)), at(v)));
     for (int64_t ky = 0; ky < kh; ++ky) {
       for (int64_t kx = 0; kx < kw; ++kx) {
-        Expr wv = load(w, {ch, Expr(0), Expr(ky), Expr(kx)});
-        Expr base = (oh * Expr(a.strides[0]) + Expr(ky * a.dilations[0])) * Wp + ow0 * Expr(a.strides[1]) +
-                    Expr(kx * a.dilations[1]);
-        // A strided row of inputs: one contiguous wide load, then every sw-th lane.
-        Expr xv = lanes == 1 ? Load::make(f, pl, base)
-                  : sw == 1  ? Load::make(vt, pl, Ramp::make(base, Expr(1), lanes))
-                             : Call::make(vt, "stride_lanes", {Load::make(Type::f(32, lanes * sw), pl,
-                                                                           Ramp::make(base, Expr(1), lanes * static_cast<int>(sw))),
-                                                                Expr(0), Expr(sw)});
-        acc = call("fma", {lanes == 1 ? wv : Broadcast::make(wv, lanes), xv, acc});
+        Expr wv = wide(load(w, {ch, Expr(0), Expr(ky), Expr(kx)}));
+        for (int v = 0; v < nv; ++v) {
+          Expr base = tap_row(oh, ky) + pr.tap(kx, offs[v]);
+          Expr xv = lanes == 1 ? Load::make(f, pl, base) : Load::make(t, pl, Ramp::make(base, Expr(1), lanes));
+          body.push_back(Store::make(acc, call("fma", {wv, xv, Load::make(t, acc, at(v))}), at(v)));
+        }
       }
     }
-    return conv_epilogue(e, y, (vnc * OH + oh) * OW + ow0, ch, acc, lanes);
+    for (int v = 0; v < nv; ++v) {
+      body.push_back(conv_epilogue(e, y, (vnc * OH + oh) * OW + offs[v], ch, Load::make(t, acc, at(v)), lanes));
+    }
+    return Allocate::make(acc, f, Expr(int64_t(nv * lanes)), Block::make(body));
   };
   std::string oh = c.fresh("oh"), ov = c.fresh("ov"), os = c.fresh("os");
   Expr voh = Var::make(Type::index(), oh), vov = Var::make(Type::index(), ov), vos = Var::make(Type::index(), os);
-  Expr nvec = OW / Expr(vl);
-  Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, row_body(voh, vov * Expr(vl), vl));
-  // The rest of a row at least a vector wide is one more vector ending at the row's end
-  // (it recomputes a few outputs: the same values, written again); shorter rows go element
-  // by element.
-  Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, row_body(voh, vos, 1));
-  Stmt rest = IfThenElse::make(nvec > Expr(0), row_body(voh, OW - Expr(vl), vl), scl);
-  Stmt tail = IfThenElse::make(OW % Expr(vl) != Expr(0), rest);
-  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, tail}));
-  // Slack after the plane for the last wide load of a strided row.
-  Stmt body = Allocate::make(pl, f, Hp * Wp + Expr(vl * sw), Block::make({fill, rows}));
+  Stmt row;
+  if (ow_c && ow_c->value >= vl) {
+    // The row's vectors in groups of up to 8 (accumulators in registers); the last vector
+    // ends at the row's end, overlapping the one before (recomputed: the same values).
+    int64_t nvec = (ow_c->value + vl - 1) / vl, ngroups = (nvec + 7) / 8, per = (nvec + ngroups - 1) / ngroups;
+    std::vector<Stmt> groups;
+    for (int64_t gi = 0; gi < ngroups; ++gi) {
+      std::vector<Expr> offs;
+      for (int64_t i = gi * per; i < std::min(nvec, (gi + 1) * per); ++i) offs.push_back(Expr(std::min(i * vl, ow_c->value - vl)));
+      groups.push_back(outputs_at(voh, offs, vl));
+    }
+    row = Block::make(groups);
+  } else {
+    // Symbolic or narrow rows: vectors along the row, then one ending at the row's end or
+    // (rows narrower than a vector) element by element.
+    Expr nvec = OW / Expr(vl);
+    Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, outputs_at(voh, {vov * Expr(vl)}, vl));
+    Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, outputs_at(voh, {vos}, 1));
+    Stmt rest = IfThenElse::make(nvec > Expr(0), outputs_at(voh, {OW - Expr(vl)}, vl), scl);
+    row = Block::make({vec, IfThenElse::make(OW % Expr(vl) != Expr(0), rest)});
+  }
+  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, row);
+  Stmt body = Allocate::make(pl, f, Hp * pr.Wrow + Expr(vl), Block::make({fill, rows}));
   return For::make(nc, Expr(0), y.shape[0] * C, ForKind::Parallel, body);
 }
 

@@ -2,6 +2,7 @@
 // with a fused epilogue; the -O0 reference stays in linalg.cpp.
 #pragma once
 #include <optional>
+#include <set>
 #include <vector>
 
 #include "graph/conv_attrs.h"
@@ -21,6 +22,24 @@ struct ConvEpilogue {
 
 // The fused epilogue for output elements (flat index yflat .. yflat+lanes-1) of channel m.
 Stmt conv_epilogue(const ConvEpilogue &e, const Operand &y, Expr yflat, Expr m, Expr v, int lanes);
+
+// Scratch rows of a zero-padded input plane split by column phase (padded column col in
+// phase col % sw at position col / sw, only the phases some tap reads), so that tap kx of
+// consecutive output columns ow reads consecutive positions: one contiguous vector load
+// per tap even for strided convs (conv_direct.cpp).
+struct PhaseRows {
+  PhaseRows(Expr OW, int64_t sw, int64_t kw, int64_t dw);
+  // Where tap kx of output column ow sits within a scratch row.
+  Expr tap(int64_t kx, Expr ow) const;
+  // Fills the scratch row at `at` from input row `src_row` (flat index of its column 0;
+  // `row_valid` false: a padding row, all zeros) of width W with `pad_w` columns of left
+  // padding.
+  Stmt fill(LowerContext &c, const std::string &scratch, Expr at, const std::string &x, Expr src_row,
+            Expr row_valid, Expr W, Expr pad_w) const;
+  int64_t sw, kw, dw;
+  std::set<int64_t> phases;
+  Expr Wq, Wrow;  // positions per phase; floats per scratch row
+};
 
 // Direct convolution over output rows (conv_direct.cpp) for stems (<= 4 input channels)
 // and strided convs: the vector width it runs with, or 0 when it does not apply.
