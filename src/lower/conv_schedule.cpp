@@ -180,10 +180,13 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   int vl = c.opts.vector_lanes_f32();
   auto *ow_c = OW.as<IntImm>();
   auto *c_c = C.as<IntImm>();
-  if (ow_c && ow_c->value < vl && c_c && c_c->value >= vl) {
+  // Rows narrower than a vector but at least half of one (14x14 with AVX-512) run half
+  // vectors along the row; narrower ones (7x7) across channels.
+  if (ow_c && ow_c->value < vl && vl / 2 >= 4 && ow_c->value >= vl / 2) vl /= 2;
+  if (ow_c && ow_c->value < vl && c_c && c_c->value >= c.opts.vector_lanes_f32()) {
     return depthwise_across_channels(c, a, pad, e, Hp, Wp);
   }
-  Type f = Type::f(32), vt = Type::f(32, vl);
+  Type f = Type::f(32);
   std::string nc = c.fresh("nc"), pl = c.fresh("plane");
   Expr vnc = Var::make(Type::index(), nc);
   Expr ch = vnc % C;
@@ -196,11 +199,15 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   Stmt fill = For::make(r, Expr(0), Hp, ForKind::Serial,
                         pr.fill(c, pl, vr * pr.Wrow, x.buf, (vnc * H + ih) * W, ih >= Expr(0) && ih < H, W, pad[1]));
   auto tap_row = [&](Expr oh, int64_t ky) { return (oh * Expr(a.strides[0]) + Expr(ky * a.dilations[0])) * pr.Wrow; };
-  // Output vectors (or one element, lanes == 1) of row oh starting at `offs`: one
-  // accumulator each, updated together per tap so the FMA chains interleave (a single
-  // chain of kh*kw dependent FMAs per vector would wait on FMA latency).
-  auto outputs_at = [&](Expr oh, const std::vector<Expr> &offs, int lanes) {
-    int nv = static_cast<int>(offs.size());
+  // Output vectors (or one element, lanes == 1) of rows `ohs` starting at `offs` (one per
+  // row and offset): one accumulator each, updated together per tap so the FMA chains
+  // interleave (a single chain of kh*kw dependent FMAs per vector would wait on FMA latency).
+  auto outputs_at = [&](const std::vector<Expr> &ohs, const std::vector<Expr> &row_offs, int lanes) {
+    std::vector<std::pair<Expr, Expr>> outs;
+    for (const Expr &o : ohs) {
+      for (const Expr &off : row_offs) outs.emplace_back(o, off);
+    }
+    int nv = static_cast<int>(outs.size());
     Type t = Type::f(32, lanes);
     std::string acc = c.fresh("acc");
     auto at = [&](int v) { return lanes == 1 ? Expr(int64_t(v)) : Ramp::make(Expr(int64_t(v * lanes)), Expr(1), lanes); };
@@ -211,41 +218,47 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
       for (int64_t kx = 0; kx < kw; ++kx) {
         Expr wv = wide(load(w, {ch, Expr(0), Expr(ky), Expr(kx)}));
         for (int v = 0; v < nv; ++v) {
-          Expr base = tap_row(oh, ky) + pr.tap(kx, offs[v]);
+          Expr base = tap_row(outs[v].first, ky) + pr.tap(kx, outs[v].second);
           Expr xv = lanes == 1 ? Load::make(f, pl, base) : Load::make(t, pl, Ramp::make(base, Expr(1), lanes));
           body.push_back(Store::make(acc, call("fma", {wv, xv, Load::make(t, acc, at(v))}), at(v)));
         }
       }
     }
     for (int v = 0; v < nv; ++v) {
-      body.push_back(conv_epilogue(e, y, (vnc * OH + oh) * OW + offs[v], ch, Load::make(t, acc, at(v)), lanes));
+      body.push_back(conv_epilogue(e, y, (vnc * OH + outs[v].first) * OW + outs[v].second, ch,
+                                   Load::make(t, acc, at(v)), lanes));
     }
     return Allocate::make(acc, f, Expr(int64_t(nv * lanes)), Block::make(body));
   };
   std::string oh = c.fresh("oh"), ov = c.fresh("ov"), os = c.fresh("os");
   Expr voh = Var::make(Type::index(), oh), vov = Var::make(Type::index(), ov), vos = Var::make(Type::index(), os);
-  Stmt row;
-  if (ow_c && ow_c->value >= vl) {
+  Stmt rows;
+  auto *oh_c = OH.as<IntImm>();
+  if (ow_c && oh_c && ow_c->value >= vl) {
     // The row's vectors in groups of up to 8 (accumulators in registers); the last vector
     // ends at the row's end, overlapping the one before (recomputed: the same values).
+    // Rows of one or two vectors run several rows at once (the last group of rows ends at
+    // the last row, likewise).
     int64_t nvec = (ow_c->value + vl - 1) / vl, ngroups = (nvec + 7) / 8, per = (nvec + ngroups - 1) / ngroups;
+    int64_t nrows = std::max<int64_t>(1, std::min<int64_t>(oh_c->value, 8 / nvec));
+    std::vector<Expr> ohs;
+    for (int64_t i = 0; i < nrows; ++i) ohs.push_back(min(voh * Expr(nrows) + Expr(i), OH - Expr(1)));
     std::vector<Stmt> groups;
     for (int64_t gi = 0; gi < ngroups; ++gi) {
       std::vector<Expr> offs;
       for (int64_t i = gi * per; i < std::min(nvec, (gi + 1) * per); ++i) offs.push_back(Expr(std::min(i * vl, ow_c->value - vl)));
-      groups.push_back(outputs_at(voh, offs, vl));
+      groups.push_back(outputs_at(ohs, offs, vl));
     }
-    row = Block::make(groups);
+    rows = For::make(oh, Expr(0), Expr((oh_c->value + nrows - 1) / nrows), ForKind::Serial, Block::make(groups));
   } else {
     // Symbolic or narrow rows: vectors along the row, then one ending at the row's end or
     // (rows narrower than a vector) element by element.
     Expr nvec = OW / Expr(vl);
-    Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, outputs_at(voh, {vov * Expr(vl)}, vl));
-    Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, outputs_at(voh, {vos}, 1));
-    Stmt rest = IfThenElse::make(nvec > Expr(0), outputs_at(voh, {OW - Expr(vl)}, vl), scl);
-    row = Block::make({vec, IfThenElse::make(OW % Expr(vl) != Expr(0), rest)});
+    Stmt vec = For::make(ov, Expr(0), nvec, ForKind::Serial, outputs_at({voh}, {vov * Expr(vl)}, vl));
+    Stmt scl = For::make(os, nvec * Expr(vl), OW - nvec * Expr(vl), ForKind::Serial, outputs_at({voh}, {vos}, 1));
+    Stmt rest = IfThenElse::make(nvec > Expr(0), outputs_at({voh}, {OW - Expr(vl)}, vl), scl);
+    rows = For::make(oh, Expr(0), OH, ForKind::Serial, Block::make({vec, IfThenElse::make(OW % Expr(vl) != Expr(0), rest)}));
   }
-  Stmt rows = For::make(oh, Expr(0), OH, ForKind::Serial, row);
   Stmt body = Allocate::make(pl, f, Hp * pr.Wrow + Expr(vl), Block::make({fill, rows}));
   return For::make(nc, Expr(0), y.shape[0] * C, ForKind::Parallel, body);
 }
