@@ -81,6 +81,7 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
     run_pass("pack-weights", m, o, [tile](Graph &g) {
       pack_conv_weights(g, tile.mr, tile.nv * tile.vl);
       pack_matmul_weights(g, tile.nv * tile.vl);
+      pack_winograd_weights(g, tile.nv * tile.vl);
     });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }

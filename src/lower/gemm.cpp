@@ -152,15 +152,16 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
 }
 
 // All tiles of one phase: rows [m_lo, m_lo + mt*mr), columns [n_lo, n_lo + nt*nw).
-// With `n_last` defined, tile columns start at most there (a last tile overlapping the
-// one before it).
+// With `n_last` / `m_last` defined, tile columns / rows start at most there (a last tile
+// overlapping the one before it).
 Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr n_lo, Expr nt, int nv, int vl,
-           const KBlock &kb, ForKind kind, Expr n_last = Expr()) {
+           const KBlock &kb, ForKind kind, Expr n_last = Expr(), Expr m_last = Expr()) {
   if (is_const(mt, 0) || is_const(nt, 0)) return Stmt();
   std::string t = c.fresh("tile");
   Expr vt = Var::make(Type::index(), t);
   Expr m0 = m_lo + (vt % mt) * Expr(mr), n0 = n_lo + (vt / mt) * Expr(nv * vl);
   if (n_last.defined()) n0 = min(n0, n_last);
+  if (m_last.defined()) m0 = min(m0, m_last);
   BSource bs{g.b, g.b_base, g.b_sk, n0};
   if (g.b_packed_nw && g.b_packed_nw == nv * vl) {
     bs = {g.b, g.b_base + n0 * g.K, Expr(g.b_packed_nw), Expr(0)};  // n0 / nw * K * nw
@@ -188,6 +189,14 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, 
   }
   int nr = tl.nv * tl.vl;
   Expr mt = g.M / Expr(tl.mr), m_tail = g.M - mt * Expr(tl.mr);
+  // Rows past the last whole row tile as one more whole tile ending at M, where allowed
+  // (and A is not packed in row blocks, which a shifted tile would straddle).
+  Expr m_last;
+  if (g.overlap_last_tile && !g.a_packed_mr && m_const && m_const->value >= tl.mr && m_const->value % tl.mr != 0) {
+    mt = Expr((m_const->value + tl.mr - 1) / tl.mr);
+    m_tail = Expr(0);
+    m_last = Expr(m_const->value - tl.mr);
+  }
   Expr nt = g.N / Expr(nr);
   Expr n1 = nt * Expr(nr);
   Expr nt1 = (g.N - n1) / Expr(tl.vl);
@@ -210,7 +219,7 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, 
   // stay in L1 / L2; partial sums wait in C between blocks.
   constexpr int64_t kKc = 512;
   auto *kconst = g.K.as<IntImm>();
-  int64_t nkb = !skinny && g.c_index && !n_last.defined() && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
+  int64_t nkb = !skinny && g.c_index && !n_last.defined() && !m_last.defined() && kconst && kconst->value > kKc + kKc / 2 ? (kconst->value + kKc - 1) / kKc : 1;
   std::string kbn = c.fresh("kb");
   Expr vkb = Var::make(Type::index(), kbn);
   KBlock kb{Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
@@ -220,7 +229,7 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile_shape, 
   }
   std::vector<Stmt> phases;
   for (const Cols &cp : cols) {
-    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles, n_last);
+    Stmt main = phase(c, g, Expr(0), mt, tl.mr, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles, n_last, m_last);
     Stmt tail = phase(c, g, mt * Expr(tl.mr), m_tail, 1, cp.lo, cp.count, cp.nv, cp.vl, kb, tiles, n_last);
     if (main.defined()) phases.push_back(main);
     if (tail.defined()) phases.push_back(tail);

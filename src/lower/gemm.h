@@ -45,10 +45,10 @@ struct GemmSpec {
     bool write;
   };
   std::function<std::vector<Touch>(Expr m, Expr n)> epilogue_touches;
-  // The columns past the last whole tile may be finished by one more whole tile ending at
-  // N, which recomputes (and stores again) some of the columns before it: only for an
-  // epilogue whose stores can repeat (the output shares no memory with its inputs) and a
-  // B readable in whole tiles. The reduction then runs unblocked.
+  // The columns (rows) past the last whole tile may be finished by one more whole tile
+  // ending at N (M), which recomputes (and stores again) some of the columns (rows) before
+  // it: only for an epilogue whose stores can repeat (the output shares no memory with its
+  // inputs) and operands readable in whole tiles. The reduction then runs unblocked.
   bool overlap_last_tile = false;
 };
 

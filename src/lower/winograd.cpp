@@ -155,6 +155,32 @@ Stmt lower_winograd_conv(LowerContext &c) {
     Expr i = (ve * M + m) * TS + n;
     return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, Expr(1), lanes));
   };
+  if (int nw = static_cast<int>(c.node.attr_i("packed_nr", 0)); nw > 0) {
+    // Few tiles (14x14 maps: 16; 28x28: 49): the GEMMs transposed, Mb[e]^T = V[e]^T U[e]^T, so the
+    // vectors run along output channels (U in column panels, passes/pack_weights.cpp) and
+    // a tile row is 8 image tiles instead of a mostly empty vector of them; each result
+    // vector scatters to its channels' rows of Mb. The reduction runs unblocked.
+    auto *t_c = T.as<IntImm>();
+    internal_assert(t_c && nw == gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl)
+        << c.node.describe() << ": Winograd weights packed for " << nw << "-column panels";
+    g = GemmSpec();
+    g.a = V;
+    g.a_base = ve * C * TS;
+    g.a_sm = Expr(1);
+    g.a_sk = TS;
+    g.b = u.buf;
+    g.b_base = ve * M * C;
+    g.b_sk = Expr(0);
+    g.b_packed_nw = nw;
+    g.M = T;
+    g.N = M;
+    g.K = C;
+    g.overlap_last_tile = true;  // the last row tile (of image tiles) ends at T
+    g.epilogue = [&](Expr t, Expr m, Expr v, int lanes) {
+      Expr i = (ve * M + m) * TS + t;
+      return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, TS, lanes));
+    };
+  }
   // One parallel loop over the 36 GEMMs (their own parallel loops then run inline).
   Stmt gemms = For::make(en, Expr(0), Expr(36), ForKind::Parallel, gemm_tiles(c, g, gemm_tile_for(c.opts)));
 

@@ -9,6 +9,9 @@
 // output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the node records
 // `packed_nr` -- except 1x1 stride-1 convs of at least nw pixels, which read their input in
 // place on row blocks.
+// WinogradConvs of at most 64 tiles (28x28 maps and smaller) run their 36 GEMMs transposed
+// too (tiles as rows, output channels across the lanes): U[e] is stored in column panels,
+// U'[e][panel][c][j] = U[e][panel * nw + j][c], `packed_nr`.
 #include "passes/passes.h"
 #include "passes/rewrite.h"
 
@@ -86,6 +89,34 @@ void pack_matmul_weights(Graph &g, int nw) {
     }
     for (int64_t k = 0; k < K; ++k) {  // columns past the last whole panel, row-major
       for (int64_t j = np; j < N; ++j) dst[np * K + k * (N - np) + (j - np)] = src[k * N + j];
+    }
+    n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
+    n->attrs["packed_nr"].kind = Attribute::Kind::Int;
+    n->attrs["packed_nr"].i = nw;
+  }
+}
+
+void pack_winograd_weights(Graph &g, int nw) {
+  for (auto &n : g.nodes) {
+    if (n->kind != OpKind::WinogradConv || n->has_attr("packed_nr")) continue;
+    const Tensor *u = f32_constant(n->input(1));
+    const Value *y = n->output(0);
+    if (!u || u->rank() != 3 || u->shape()[0] != 36 || !y->has_shape || y->shape.size() != 4 ||
+        !y->shape[2].is_const() || !y->shape[3].is_const()) {
+      continue;
+    }
+    int64_t M = u->shape()[1], C = u->shape()[2];
+    int64_t tiles = ((y->shape[2].value() + 3) / 4) * ((y->shape[3].value() + 3) / 4);
+    if (tiles > 64 || M % nw != 0) continue;
+    Tensor p(DType::F32, u->shape());
+    const float *src = u->as<float>();
+    float *dst = p.as<float>();
+    for (int64_t e = 0; e < 36; ++e) {
+      for (int64_t pn = 0; pn < M / nw; ++pn) {
+        for (int64_t c = 0; c < C; ++c) {
+          for (int j = 0; j < nw; ++j) dst[((e * M / nw + pn) * C + c) * nw + j] = src[(e * M + pn * nw + j) * C + c];
+        }
+      }
     }
     n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
     n->attrs["packed_nr"].kind = Attribute::Kind::Int;

@@ -60,6 +60,9 @@ void pack_conv_weights(Graph &g, int mr, int nw);
 // nw (one contiguous K x nw block per tile column), the columns past the last whole panel
 // row-major after them; marks `packed_nr`.
 void pack_matmul_weights(Graph &g, int nw);
+// The transformed weights of WinogradConvs with at most 64 tiles per image and a multiple
+// of `nw` output channels, in column panels of nw for the transposed GEMMs; `packed_nr`.
+void pack_winograd_weights(Graph &g, int nw);
 
 // ---- -O3 -------------------------------------------------------------------------------
 

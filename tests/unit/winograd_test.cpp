@@ -74,6 +74,21 @@ TEST(Winograd, NoPaddingAsymmetricPadding) {
 
 TEST(Winograd, FusedEpilogue) { check({12, 20, 17, 40, "[1, 1, 1, 1]", true, true, "Relu"}, 17, 40); }
 
+TEST(Winograd, FewTilesRunTheGemmsTransposed) {
+  // 14x14 (16 tiles), 13x18 (4 x 5 = 20 tiles, partial) and 27x26 (49 tiles: the last row
+  // tile overlaps the one before) with a multiple of the panel width (32; AVX2 16) of
+  // output channels: the 36 GEMMs run with image tiles as rows (`packed_nr`), with and
+  // without the fused epilogue.
+  check({16, 64, 14, 14, "[1, 1, 1, 1]", true, true, "Relu"}, 14, 14);
+  check({8, 32, 13, 18, "[1, 1, 1, 1]", false, false, ""}, 13, 18);
+  check({8, 32, 27, 26, "[1, 1, 1, 1]", true, false, ""}, 27, 26);
+  std::mt19937 rng(3);
+  auto o3 = compile_at(conv_model({16, 64, 14, 14, "[1, 1, 1, 1]", true, false, ""}, rng, 14, 14), 3);
+  bool packed = false;
+  for (auto &n : o3->graph().nodes) packed |= n->kind == OpKind::WinogradConv && n->has_attr("packed_nr");
+  EXPECT_TRUE(packed);
+}
+
 TEST(Winograd, SmallConvsStayDirect) {
   // 7x7 outputs are only 4 tiles: no Winograd.
   std::mt19937 rng(1);
