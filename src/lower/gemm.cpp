@@ -368,11 +368,25 @@ Expr Activation::apply(Expr v) const {
   Type t = v.type();
   auto k = [&](double x) { return v.type().is_vector() ? Broadcast::make(make_const(t.element(), x), t.lanes)
                                                        : make_const(t, x); };
-  if (kind == "Relu") return max(v, k(0));
+  // Clamps as one compare-and-select each, v kept where the compare fails: NaN passes
+  // through as max/min would let it, and x86 selects one vmaxps / vminps (max/min spell
+  // NaN propagation from either side with two more instructions).
+  auto at_least = [&](Expr x, Expr lo) {
+    Expr u = Var::make(t, "act_lo");
+    return Let::make("act_lo", x, select(u < lo, lo, u));
+  };
+  auto at_most = [&](Expr x, Expr hi) {
+    Expr u = Var::make(t, "act_hi");
+    return Let::make("act_hi", x, select(u > hi, hi, u));
+  };
+  if (kind == "Relu") return at_least(v, k(0));
   if (kind == "LeakyRelu") return select(v < k(0), v * k(alpha), v);
-  if (kind == "Clip") return min(max(v, k(alpha)), k(beta));
-  if (kind == "HardSigmoid") return min(max(v * k(alpha) + k(beta), k(0)), k(1));
-  if (kind == "HardSwish") return v * min(max(v * k(1.0 / 6) + k(0.5), k(0)), k(1));
+  if (kind == "Clip") return at_most(at_least(v, k(alpha)), k(beta));
+  if (kind == "HardSigmoid") return at_most(at_least(v * k(alpha) + k(beta), k(0)), k(1));
+  if (kind == "HardSwish") {
+    Expr x = Var::make(t, "act_x");
+    return Let::make("act_x", v, x * at_most(at_least(x * k(1.0 / 6) + k(0.5), k(0)), k(1)));
+  }
   // The rest use the vectorizable polynomials of vmath.h (one evaluation of v: Let-bound).
   if (kind == "Sigmoid") return vmath::sigmoid(v);
   if (kind == "SiLU" || kind == "Gelu" || kind == "GeluTanh") {
