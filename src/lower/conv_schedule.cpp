@@ -181,8 +181,14 @@ Stmt depthwise(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> &pad
   auto *ow_c = OW.as<IntImm>();
   auto *c_c = C.as<IntImm>();
   // Rows narrower than a vector but at least half of one (14x14 with AVX-512) run half
-  // vectors along the row; narrower ones (7x7) across channels.
-  if (ow_c && ow_c->value < vl && vl / 2 >= 4 && ow_c->value >= vl / 2) vl /= 2;
+  // vectors along the row; 3x3 convs on rows of at least 4 (7x7) run quarter vectors (the
+  // gather and scatter of the across-channels layout cost more than their few taps); the
+  // rest across channels.
+  if (ow_c && ow_c->value < vl && vl / 2 >= 4 && ow_c->value >= vl / 2) {
+    vl /= 2;
+  } else if (ow_c && ow_c->value < vl && vl / 4 >= 4 && ow_c->value >= vl / 4 && kh * kw <= 9) {
+    vl /= 4;
+  }
   if (ow_c && ow_c->value < vl && c_c && c_c->value >= c.opts.vector_lanes_f32()) {
     return depthwise_across_channels(c, a, pad, e, Hp, Wp);
   }
