@@ -69,7 +69,11 @@ void eliminate_dead_code(Graph &g) {
   g.nodes.assign(std::make_move_iterator(kept.rbegin()), std::make_move_iterator(kept.rend()));
   std::vector<Value *> inits;
   for (Value *v : g.initializers) {
-    if (live.count(v)) inits.push_back(v);
+    if (live.count(v)) {
+      inits.push_back(v);
+    } else {
+      v->constant.reset();  // nothing reads it any more: free the data (e.g. weights before packing)
+    }
   }
   g.initializers = inits;
 }
