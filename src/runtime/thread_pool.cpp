@@ -16,14 +16,14 @@ namespace {
 // Spins for up to ~50 us while `ready` is false (a model runs many short parallel loops
 // back to back; sleeping on the condition variable between them costs a wake-up each).
 template <typename F>
-void spin_until(F ready) {
+void spin_until(F ready, std::chrono::microseconds limit = std::chrono::microseconds(50)) {
   auto t0 = std::chrono::steady_clock::now();
   for (int i = 0;; ++i) {
     if (ready()) return;
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
-    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > std::chrono::microseconds(50)) return;
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > limit) return;
   }
 }
 
@@ -66,8 +66,10 @@ class ThreadPool {
     }
     cv_.notify_all();
     work();
-    // (The caller does not spin here: on this 2-vCPU machine a spinning caller kept the
-    // worker from running its chunks, so 2 threads ran at 1-thread speed.)
+    // The caller spins only briefly for the chunks still running elsewhere (a worker
+    // finishing its last chunk then needs no futex wake-up); spinning long kept a
+    // descheduled worker from its chunks on this 2-vCPU machine.
+    spin_until([&] { return done_.load() == chunks_; }, std::chrono::microseconds(10));
     std::unique_lock<std::mutex> l(m_);
     done_cv_.wait(l, [&] { return done_.load() == chunks_; });
     fn_ = nullptr;  // under m_: no worker joins this job any more
