@@ -323,12 +323,35 @@ Stmt schedule_elementwise(LowerContext &c, const std::vector<const Operand *> &i
       return run_body(c, y, begin, count, in, lanes, fn);
     });
   }
-  std::vector<Expr> lead(y.shape.begin(), y.shape.end() - 1);
-  Expr width = y.shape.back();
+  // Rows: the output's trailing dims over which every operand is either broadcast
+  // throughout or read in full (e.g. x * s[c] over [N, C, H, W]: rows of H*W), at least
+  // the last dim.
+  int r = y.rank(), suffix = 1;
+  auto state = [&](const Operand &o, int d) {  // 0: size 1 here, 1: full, 2: neither / unknown
+    int od = d - (r - o.rank());
+    if (od < 0 || is_const(o.shape[od], 1)) return 0;
+    return same_dim(o.shape[od], y.shape[d]) ? 1 : 2;
+  };
+  for (int k = 2; k <= r; ++k) {
+    bool ok = true;
+    for (const Operand *o : ins) {
+      int first = -1;
+      for (int d = r - k; d < r && ok; ++d) {
+        if (is_const(y.shape[d], 1)) continue;
+        int st = state(*o, d);
+        if (st == 2 || (first >= 0 && st != first)) ok = false;
+        if (first < 0) first = st;
+      }
+    }
+    if (!ok) break;
+    suffix = k;
+  }
+  std::vector<Expr> lead(y.shape.begin(), y.shape.end() - suffix);
+  Expr width = numel(std::vector<Expr>(y.shape.end() - suffix, y.shape.end()));
   return parallel_blocks(c, numel(lead), rows_per_block(width, kBlockElements), [&](Expr begin, Expr count) {
-    std::string r = c.fresh("row");
-    Expr row = Var::make(Type::index(), r);
-    std::vector<Expr> idx(lead.size() + 1, Expr(0));
+    std::string rn = c.fresh("row");
+    Expr row = Var::make(Type::index(), rn);
+    std::vector<Expr> idx(r, Expr(0));
     Expr rest = row;
     for (size_t d = lead.size(); d-- > 0;) {
       idx[d] = d == 0 ? rest : rest % lead[d];
@@ -337,12 +360,19 @@ Stmt schedule_elementwise(LowerContext &c, const std::vector<const Operand *> &i
     std::vector<RowAccess> in;
     int w = lanes;
     for (const Operand *o : ins) {
-      Expr d = o->rank() == 0 ? Expr(1) : o->shape.back();
-      Expr stride = is_const(d) ? Expr(is_const(d, 1) ? 0 : 1) : select(d == Expr(1), Expr(0), Expr(1));
+      Expr stride;
+      if (suffix > 1) {
+        bool full = false;
+        for (int d = r - suffix; d < r; ++d) full = full || (!is_const(y.shape[d], 1) && state(*o, d) == 1);
+        stride = Expr(full ? 1 : 0);
+      } else {
+        Expr d = o->rank() == 0 ? Expr(1) : o->shape.back();
+        stride = is_const(d) ? Expr(is_const(d, 1) ? 0 : 1) : select(d == Expr(1), Expr(0), Expr(1));
+      }
       if (!is_const(stride)) w = 1;
       in.push_back({o, flat_index(o->shape, broadcast_index(*o, idx)), stride});
     }
-    return For::make(r, begin, count, ForKind::Serial, run_body(c, y, row * width, width, in, w, fn));
+    return For::make(rn, begin, count, ForKind::Serial, run_body(c, y, row * width, width, in, w, fn));
   });
 }
 
