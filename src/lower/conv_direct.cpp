@@ -20,7 +20,6 @@ namespace {
 struct DirectGeom {
   Expr Cin, H, W, M, OH, OW;
   int64_t cin, kh, kw, sh, sw, dh, dw;
-  Expr Wq, Wrow;  // per phase, per scratch row (the phases some tap reads)
 };
 
 }  // namespace
@@ -94,12 +93,10 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
   d.dh = a.dilations[0], d.dw = a.dilations[1];
   const int64_t K = d.cin * d.kh * d.kw;
   PhaseRows pr(d.OW, d.sw, d.kw, d.dw);
-  d.Wq = pr.Wq;
-  d.Wrow = pr.Wrow;
 
   Type f = Type::f(32), vt = Type::f(32, vl);
-  std::string item = c.fresh("row"), rows = c.fresh("rows"), rr = c.fresh("rr"), j = c.fresh("j");
-  Expr vitem = Var::make(Type::index(), item), vrr = Var::make(Type::index(), rr), vj = Var::make(Type::index(), j);
+  std::string item = c.fresh("row"), rows = c.fresh("rows"), rr = c.fresh("rr");
+  Expr vitem = Var::make(Type::index(), item), vrr = Var::make(Type::index(), rr);
   // Work item: (image, output row).
   Expr n = vitem / d.OH, oh = vitem % d.OH;
 
@@ -112,7 +109,7 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
   // thread streams its groups' weights once, measured slower on ResNet-50's layer3 convs.)
   Expr ci = vrr / Expr(d.kh), ky = vrr % Expr(d.kh);
   Stmt fill = For::make(rr, Expr(0), Expr(d.cin * d.kh), ForKind::Serial,
-                        fill_row(vrr * d.Wrow, ci, oh * Expr(d.sh) + ky * Expr(d.dh) - pad[0]));
+                        fill_row(vrr * pr.Wrow, ci, oh * Expr(d.sh) + ky * Expr(d.dh) - pad[0]));
 
   std::string cg = c.fresh("cg"), ov = c.fresh("ov");
   Expr vcg = Var::make(Type::index(), cg), vov = Var::make(Type::index(), ov);
@@ -127,7 +124,7 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
     auto at = [&](int i, int v) { return Ramp::make(Expr(int64_t((i * nv + v) * vl)), Expr(1), vl); };
     std::vector<Stmt> init, taps, fin;
     for (int i = 0; i < g * nv; ++i) init.push_back(Store::make(acc, Broadcast::make(make_zero(f), vl), at(i / nv, i % nv)));
-    Expr srow = (vci * Expr(d.kh) + vky) * d.Wrow;
+    Expr srow = (vci * Expr(d.kh) + vky) * pr.Wrow;
     Expr tap0 = (vci * Expr(d.kh) + vky) * Expr(d.kw);
     for (int64_t kx = 0; kx < d.kw; ++kx) {
       std::vector<std::pair<std::string, Expr>> lets;
@@ -181,7 +178,7 @@ Stmt conv_direct_rows(LowerContext &c, const ConvAttrs &a, const std::vector<Exp
       IfThenElse::make(rest > Expr(0), vectors_at({OW - V})));
   Stmt row_body = Block::make({pairs, tail});
   Stmt all_groups = For::make(cg, Expr(0), d.M / Expr(g), ForKind::Serial, row_body);
-  Stmt body = Allocate::make(rows, f, Expr(d.cin * d.kh) * d.Wrow + Expr(vl), Block::make({fill, all_groups}));
+  Stmt body = Allocate::make(rows, f, Expr(d.cin * d.kh) * pr.Wrow + Expr(vl), Block::make({fill, all_groups}));
   return For::make(item, Expr(0), y.shape[0] * d.OH, ForKind::Parallel, body);
 }
 
