@@ -87,6 +87,11 @@ TEST(ElementwiseO1, BroadcastingBinaryOps) {
       {{4, 33}, {4, 33}},          {{3, 5, 40}, {40}},       {{3, 5, 40}, {3, 5, 1}}, {{3, 5, 40}, {}},
       {{6, 1, 17}, {5, 1}},        {{1}, {2, 3}},            {{3, 1}, {1, 19}},       {{2, 200, 300}, {300}},
       {{2, 200, 300}, {2, 1, 300}}, {{130, 1, 600}, {600}},
+      // Trailing dims merged into one row (every operand broadcast or full across them):
+      // an SE block's per-channel scale, a bias over [C, 1, 1], both full over H x W, and
+      // mixed patterns that keep rows of the last dim.
+      {{2, 6, 7, 9}, {2, 6, 1, 1}}, {{2, 6, 7, 9}, {6, 1, 1}}, {{2, 3, 4, 5}, {1, 1, 4, 5}},
+      {{2, 3, 4, 5}, {3, 1, 5}},    {{1, 3, 1, 9}, {1, 3, 5, 9}},
   };
   for (const char *op : {"Add", "Sub", "Mul", "Div", "PRelu", "Pow", "Max", "Greater"}) {
     for (auto &c : cases) {

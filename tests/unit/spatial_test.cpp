@@ -12,6 +12,7 @@
 #include "support/error.h"
 
 #include "graph_builder.h"
+#include "opt_levels.h"
 
 namespace kiln {
 namespace {
@@ -151,6 +152,20 @@ TEST(Pooling, BadAttributesAreUserErrors) {
 })");
             }).find("rank"),
             std::string::npos);
+}
+
+TEST(GlobalPool, VectorSchedulesMatchReference) {
+  // -O1 reduces each plane in vectors (16 / 8 lanes with a tail): planes of 49, 784 and 5
+  // elements, batch 2, many planes split into parallel blocks; averages and maxima.
+  for (const char *op : {"GlobalAveragePool", "GlobalMaxPool"}) {
+    for (auto shape : {std::vector<int64_t>{2, 3, 7, 7}, {1, 40, 28, 28}, {2, 300, 1, 5}, {1, 2, 3, 4, 5}}) {
+      std::string dims;
+      for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+      std::string text = "graph g(%x: f32[" + dims + "]) {\n  %y: ? = " + op + "(%x)\n  return %y\n}";
+      SCOPED_TRACE(std::string(op) + " [" + dims + "]");
+      test::expect_o1_matches_o0(text, {{"x", random_f32(shape, 3)}}, 1e-5, 1e-6);
+    }
+  }
 }
 
 TEST(ConvTranspose, GroupsStridesAndOutputShapeMatchScatterReference) {
