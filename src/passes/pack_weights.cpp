@@ -17,6 +17,27 @@
 
 namespace kiln {
 
+namespace {
+
+// dst = the rows of an M x K row-major matrix (M a multiple of nw) in column panels of nw
+// rows: dst[(p * K + k) * nw + j] = src[(p * nw + j) * K + k].
+void rows_to_panels(const float *src, float *dst, int64_t M, int64_t K, int nw) {
+  for (int64_t pn = 0; pn < M / nw; ++pn) {
+    for (int64_t k = 0; k < K; ++k) {
+      for (int j = 0; j < nw; ++j) dst[(pn * K + k) * nw + j] = src[(pn * nw + j) * K + k];
+    }
+  }
+}
+
+// The node's weight input (1) replaced by its packed copy `p`; the node records packed_nr.
+void use_panels(Graph &g, Node &n, Tensor p, int nw) {
+  n.inputs[1] = add_constant(g, n.input(1)->name + "_panels", std::move(p));
+  n.attrs["packed_nr"].kind = Attribute::Kind::Int;
+  n.attrs["packed_nr"].i = nw;
+}
+
+}  // namespace
+
 void pack_conv_weights(Graph &g, int mr, int nw) {
   for (auto &n : g.nodes) {
     if (n->kind != OpKind::FusedConv || n->has_attr("packed_mr") || n->has_attr("packed_nr")) continue;
@@ -37,14 +58,8 @@ void pack_conv_weights(Graph &g, int mr, int nw) {
                               n->attr_ints("strides", {1, 1}) == std::vector<int64_t>{1, 1} && pixels >= nw;
     if (group == 1 && pixels >= 2 && pixels <= 64 && M % nw == 0 && !pointwise_in_place) {
       Tensor p(DType::F32, w->shape());
-      for (int64_t pn = 0; pn < M / nw; ++pn) {
-        for (int64_t k = 0; k < K; ++k) {
-          for (int j = 0; j < nw; ++j) p.as<float>()[(pn * K + k) * nw + j] = w->as<float>()[(pn * nw + j) * K + k];
-        }
-      }
-      n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
-      n->attrs["packed_nr"].kind = Attribute::Kind::Int;
-      n->attrs["packed_nr"].i = nw;
+      rows_to_panels(w->as<float>(), p.as<float>(), M, K, nw);
+      use_panels(g, *n, std::move(p), nw);
       continue;
     }
     Tensor p(DType::F32, w->shape());
@@ -90,9 +105,7 @@ void pack_matmul_weights(Graph &g, int nw) {
     for (int64_t k = 0; k < K; ++k) {  // columns past the last whole panel, row-major
       for (int64_t j = np; j < N; ++j) dst[np * K + k * (N - np) + (j - np)] = src[k * N + j];
     }
-    n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
-    n->attrs["packed_nr"].kind = Attribute::Kind::Int;
-    n->attrs["packed_nr"].i = nw;
+    use_panels(g, *n, std::move(p), nw);
   }
 }
 
@@ -109,18 +122,8 @@ void pack_winograd_weights(Graph &g, int nw) {
     int64_t tiles = ((y->shape[2].value() + 3) / 4) * ((y->shape[3].value() + 3) / 4);
     if (tiles > 64 || M % nw != 0) continue;
     Tensor p(DType::F32, u->shape());
-    const float *src = u->as<float>();
-    float *dst = p.as<float>();
-    for (int64_t e = 0; e < 36; ++e) {
-      for (int64_t pn = 0; pn < M / nw; ++pn) {
-        for (int64_t c = 0; c < C; ++c) {
-          for (int j = 0; j < nw; ++j) dst[((e * M / nw + pn) * C + c) * nw + j] = src[(e * M + pn * nw + j) * C + c];
-        }
-      }
-    }
-    n->inputs[1] = add_constant(g, n->input(1)->name + "_panels", std::move(p));
-    n->attrs["packed_nr"].kind = Attribute::Kind::Int;
-    n->attrs["packed_nr"].i = nw;
+    for (int64_t e = 0; e < 36; ++e) rows_to_panels(u->as<float>() + e * M * C, p.as<float>() + e * M * C, M, C, nw);
+    use_panels(g, *n, std::move(p), nw);
   }
 }
 
