@@ -44,23 +44,37 @@ Stmt channel_epilogue(const ConvEpilogue &e, const Operand &y, Expr yidx, Expr c
 Stmt copy_run(LowerContext &c, const std::string &panel, const std::string &x, Expr dst, Expr src, Expr len,
               int64_t stride) {
   int vl = c.opts.vector_lanes_f32();
-  Type f = Type::f(32), vt = Type::f(32, vl);
+  Type f = Type::f(32);
+  // A strided source: one contiguous load of w*stride elements, then every stride-th
+  // lane. It reads stride-1 elements past the vector's last one, so a strided vector
+  // needs one more element of the run after it (never reading past the run's last one).
+  auto piece = [&](Expr at, int w) {
+    Type vt = Type::f(32, w);
+    Expr value = stride == 1 ? Load::make(vt, x, Ramp::make(src + at, Expr(1), w))
+                             : Call::make(vt, "stride_lanes",
+                                          {Load::make(Type::f(32, w * static_cast<int>(stride)), x,
+                                                      Ramp::make(src + at * Expr(stride), Expr(1), w * static_cast<int>(stride))),
+                                           Expr(0), Expr(stride)});
+    return Store::make(panel, value, Ramp::make(dst + at, Expr(1), w));
+  };
   std::string v = c.fresh("v"), t = c.fresh("t");
   Expr vv = Var::make(Type::index(), v), vtail = Var::make(Type::index(), t);
-  // A strided source: one contiguous load of vl*stride elements, then every stride-th
-  // lane. It reads stride-1 elements past the vector's last one, so the final vector of
-  // the run is left to the scalar tail (never reading past the run's last element).
   Expr nvec = stride == 1 ? len / Expr(vl) : max(len - Expr(1), Expr(0)) / Expr(vl);
-  Expr vsrc = src + vv * Expr(vl * stride), vdst = dst + vv * Expr(vl);
-  Expr value = stride == 1 ? Load::make(vt, x, Ramp::make(vsrc, Expr(1), vl))
-                           : Call::make(vt, "stride_lanes",
-                                        {Load::make(Type::f(32, vl * static_cast<int>(stride)), x,
-                                                    Ramp::make(vsrc, Expr(1), vl * static_cast<int>(stride))),
-                                         Expr(0), Expr(stride)});
-  Stmt vec = For::make(v, Expr(0), nvec, ForKind::Serial, Store::make(panel, value, Ramp::make(vdst, Expr(1), vl)));
-  Stmt tail = For::make(t, nvec * Expr(vl), len - nvec * Expr(vl), ForKind::Serial,
-                        Store::make(panel, Load::make(f, x, src + vtail * Expr(stride)), dst + vtail));
-  return Block::make({vec, tail});
+  std::vector<Stmt> body = {For::make(v, Expr(0), nvec, ForKind::Serial, piece(vv * Expr(vl), vl))};
+  // Then at most one half and one quarter vector (rows narrower than a vector, e.g. 14
+  // or 7 pixels with AVX-512), then single elements.
+  Expr done = nvec * Expr(vl);
+  for (int w = vl / 2; w >= 4; w /= 2) {
+    Expr fits = stride == 1 ? len - done >= Expr(w) : len - done > Expr(w);
+    body.push_back(IfThenElse::make(fits, piece(done, w)));
+    done = done + select(fits, Expr(w), Expr(0));
+  }
+  std::string d = c.fresh("done");
+  Expr vd = Var::make(Type::index(), d);
+  body.push_back(For::make(t, vd, len - vd, ForKind::Serial,
+                           Store::make(panel, Load::make(f, x, src + vtail * Expr(stride)), dst + vtail)));
+  Stmt tail = Block::make(body);
+  return LetStmt::make(d, done, tail);
 }
 
 namespace {
@@ -352,23 +366,28 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   Expr vb = Var::make(Type::index(), bn), vg = Var::make(Type::index(), gn);
   Expr x_base = (vb * x.shape[1] + vg * cin_g) * HW;
   if (int nw = static_cast<int>(c.node.attr_i("packed_nr", 0)); nw > 0) {
-    // Few output pixels (7x7 maps): the GEMM transposed, C'(pixel, co) = col^T W^T, so the
-    // vectors run along output channels (weights packed in column panels at compile time)
-    // and no tile is mostly padding; the whole im2col matrix (K x N, small) is packed once,
-    // in parallel over blocks of K, and each result vector scatters to its channels.
+    // Few output pixels (7x7 and 14x14 maps, see pack_weights.cpp): the GEMM transposed,
+    // C'(pixel, co) = col^T W^T, so the vectors run along output channels (weights packed
+    // in column panels at compile time) and no tile is mostly padding; the im2col matrix
+    // (K x N, small) is packed once, in parallel over blocks of K -- or, for a 1x1 stride-1
+    // conv, is the input itself -- and each result vector scatters to its channels.
     auto *n_c = N.as<IntImm>();
     internal_assert(n_c && a.group == 1 && nw == gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl)
         << c.node.describe() << ": weights packed for " << nw << "-column panels";
     int64_t n_px = n_c->value;
-    std::string col = c.fresh("col"), kc = c.fresh("kc");
-    Expr vkc = Var::make(Type::index(), kc);
-    constexpr int64_t kChunk = 64;
-    Expr k0 = vkc * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
-    Stmt pack = For::make(kc, Expr(0), (K + Expr(kChunk - 1)) / Expr(kChunk), ForKind::Parallel,
-                          pack_conv_panel(c, gm, pointwise, col, k0 * N, Expr(0), static_cast<int>(n_px), x_base, k0, klen));
+    // Row tiles (pixels) dividing the pixel count where one close to the register tile does
+    // (7 for 7x7 and 14x14 maps); otherwise the last row tile overlaps the one before it.
+    // Either way no remainder row streams every weight panel again for one pixel.
+    GemmTile tl = gemm_tile_for(c.opts);
+    for (int r = tl.mr; r >= (3 * tl.mr + 3) / 4; --r) {
+      if (n_px % r == 0) {
+        tl.mr = r;
+        break;
+      }
+    }
     GemmSpec t;
-    t.a = col;
-    t.a_base = Expr(0);
+    t.a = pointwise ? x.buf : c.fresh("col");
+    t.a_base = pointwise ? x_base : Expr(0);
     t.a_sm = Expr(1);
     t.a_sk = N;
     t.b = w.buf;
@@ -378,11 +397,21 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     t.M = N;
     t.N = M;
     t.K = K;
+    t.overlap_last_tile = true;  // the output shares no memory with the conv's inputs
     t.epilogue = [&](Expr px, Expr co, Expr v, int lanes) {
       Expr yi = (vb * M + co) * N + px;
       return channel_epilogue(e, y, lanes == 1 ? yi : Ramp::make(yi, N, lanes), co, v, lanes);
     };
-    Stmt body = Allocate::make(col, Type::f(32), K * N, Block::make({pack, gemm_tiles(c, t, gemm_tile_for(c.opts))}));
+    Stmt body = gemm_tiles(c, t, tl);
+    if (!pointwise) {
+      std::string kc = c.fresh("kc");
+      Expr vkc = Var::make(Type::index(), kc);
+      constexpr int64_t kChunk = 64;
+      Expr k0 = vkc * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
+      Stmt pack = For::make(kc, Expr(0), (K + Expr(kChunk - 1)) / Expr(kChunk), ForKind::Parallel,
+                            pack_conv_panel(c, gm, false, t.a, k0 * N, Expr(0), static_cast<int>(n_px), x_base, k0, klen));
+      body = Allocate::make(t.a, Type::f(32), K * N, Block::make({pack, body}));
+    }
     return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, For::make(gn, Expr(0), Expr(1), ForKind::Serial, body));
   }
   auto *n_px = N.as<IntImm>();

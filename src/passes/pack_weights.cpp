@@ -4,11 +4,10 @@
 // so a tile's mr broadcasts of A per k are one contiguous 4*mr-byte read instead of mr
 // strided streams. Rows of a last partial block stay row-major after the blocks, so the
 // tensor keeps its shape and size. The node records `packed_mr`.
-// A conv with few output pixels (at most 64 per image, e.g. 7x7 maps) runs its GEMM
-// transposed (lower/conv_schedule.cpp): its weights are stored in column panels of `nw`
-// output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the node records
-// `packed_nr` -- except 1x1 stride-1 convs of at least nw pixels, which read their input in
-// place on row blocks.
+// A conv with few output pixels (at most 64 per image, e.g. 7x7 maps; 256 when strided)
+// runs its GEMM transposed (lower/conv_schedule.cpp): its weights are stored in column
+// panels of `nw` output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the
+// node records `packed_nr`.
 // WinogradConvs of at most 64 tiles (28x28 maps and smaller) run their 36 GEMMs transposed
 // too (tiles as rows, output channels across the lanes): U[e] is stored in column panels,
 // U'[e][panel][c][j] = U[e][panel * nw + j][c], `packed_nr`.
@@ -54,9 +53,12 @@ void pack_conv_weights(Graph &g, int mr, int nw) {
     if (y->shape.size() == 4 && y->shape[2].is_const() && y->shape[3].is_const()) {
       pixels = y->shape[2].value() * y->shape[3].value();
     }
-    bool pointwise_in_place = w->rank() == 4 && w->shape()[2] == 1 && w->shape()[3] == 1 &&
-                              n->attr_ints("strides", {1, 1}) == std::vector<int64_t>{1, 1} && pixels >= nw;
-    if (group == 1 && pixels >= 2 && pixels <= 64 && M % nw == 0 && !pointwise_in_place) {
+    // Transposed: up to 64 pixels (7x7 maps), or 256 for strided convs (14x14 maps: their
+    // direct rows and im2col panels would be mostly copies), 1x1 stride-1 convs included
+    // (they read their input in place either way).
+    bool strided = n->attr_ints("strides", {1, 1}) != std::vector<int64_t>{1, 1};
+    int64_t max_pixels = strided ? 256 : 64;
+    if (group == 1 && pixels >= 2 && pixels <= max_pixels && M % nw == 0) {
       Tensor p(DType::F32, w->shape());
       rows_to_panels(w->as<float>(), p.as<float>(), M, K, nw);
       use_panels(g, *n, std::move(p), nw);

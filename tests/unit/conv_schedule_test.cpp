@@ -227,19 +227,27 @@ TEST_F(ConvSchedule, OnePixelConvsAreMatrixVectorProducts) {
 }
 
 TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
-  // At most 64 output pixels and a multiple of the panel width (32; AVX2 16) of output
-  // channels (-O2+): pixels are the GEMM rows (49 = 6 tiles of 8 + 1), channels the vector
-  // lanes. 3x3 on 7x7, stride 2 onto 7x7, 1x1 on 5x5 with and without bias, batch 2; 40
-  // channels keep the row-block GEMM; a 1x1 on 7x7 (49 pixels: more than a panel) reads its
-  // input in place instead.
+  // At most 64 output pixels (256 when strided) and a multiple of the panel width (32; AVX2
+  // 16) of output channels (-O2+): pixels are the GEMM rows, channels the vector lanes. Row
+  // tiles divide the pixels where one of 6..8 rows does (49 = 7 x 7, 196 = 28 x 7; AVX2:
+  // 6 x 8 + an overlapping tile); otherwise the last tile overlaps the one before (110
+  // pixels). 3x3 on 7x7 (rows of 7: a quarter vector and single elements in the im2col
+  // copy), stride 2 onto 7x7 (odd input width), 1x1 on 7x7 and on 5x5 read in place (no
+  // im2col matrix), with and without bias, batch 2; 3x3 and 1x1 stride 2 onto 14x14 and
+  // 1x1 stride 2 onto 10x11; 40 channels keep the row-block GEMM.
   auto ir = expect_matches({{{2, 24, 7, 7}, {{{64, 24, 3, 3}, "pads = [1, 1, 1, 1]"}, {{32, 24, 1, 1}, "", false}}},
                             {{1, 16, 14, 13}, {{{32, 16, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
-                            {{1, 8, 5, 5}, {{{32, 8, 1, 1}, ""}, {{40, 8, 1, 1}, ""}}}},
+                            {{1, 8, 5, 5}, {{{32, 8, 1, 1}, ""}, {{40, 8, 1, 1}, ""}}},
+                            {{1, 20, 28, 28},
+                             {{{32, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}, {{64, 20, 1, 1}, "strides = [2, 2]"}}},
+                            {{2, 12, 20, 22}, {{{32, 12, 1, 1}, "strides = [2, 2]", false}}}},
                            3);
   EXPECT_NE(ir["y0"].find("col"), std::string::npos) << ir["y0"];
   EXPECT_EQ(ir["y1"].find("col"), std::string::npos) << ir["y1"];
-  EXPECT_NE(ir["y3"].find("col"), std::string::npos) << ir["y3"];
+  EXPECT_EQ(ir["y3"].find("col"), std::string::npos) << ir["y3"];
   EXPECT_NE(ir["y4"].find("panel"), std::string::npos) << ir["y4"];
+  EXPECT_NE(ir["y5"].find("col"), std::string::npos) << ir["y5"];
+  EXPECT_EQ(ir["y5"].find("rows"), std::string::npos) << ir["y5"];
 }
 
 TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
