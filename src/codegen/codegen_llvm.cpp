@@ -485,7 +485,8 @@ class CodeGen {
           ptr = eb.CreateAlloca(ltype(n->type.element()), eb.getInt64(c->value), n->buffer);
           heap = false;
         } else {
-          llvm::FunctionCallee mal = m_.getOrInsertFunction("malloc", b_.getPtrTy(), b_.getInt64Ty());
+          // Kernel scratch (runtime/scratch.h): blocks cached per thread, not malloc's.
+          llvm::FunctionCallee mal = m_.getOrInsertFunction("kiln_scratch_alloc", b_.getPtrTy(), b_.getInt64Ty());
           llvm::Value *bytes = b_.CreateMul(expr(n->size), b_.getInt64(std::max(1, n->type.bits / 8)));
           ptr = b_.CreateCall(mal, {b_.CreateAdd(bytes, b_.getInt64(64))});
         }
@@ -494,7 +495,7 @@ class CodeGen {
         stmt(n->body);
         scope_.buffers = saved;
         if (heap) {
-          llvm::FunctionCallee fr = m_.getOrInsertFunction("free", b_.getVoidTy(), b_.getPtrTy());
+          llvm::FunctionCallee fr = m_.getOrInsertFunction("kiln_scratch_free", b_.getVoidTy(), b_.getPtrTy());
           b_.CreateCall(fr, {ptr});
         }
         return;

@@ -6,6 +6,7 @@
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/raw_ostream.h>
 
+#include "runtime/scratch.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
 
@@ -43,6 +44,10 @@ Jit::Jit(const std::string &target, bool kernel_cache) : impl_(std::make_unique<
   llvm::orc::SymbolMap syms;
   syms[mangle("kiln_parallel_for")] = llvm::JITEvaluatedSymbol(
       llvm::pointerToJITTargetAddress(&kiln_parallel_for), llvm::JITSymbolFlags::Exported);
+  syms[mangle("kiln_scratch_alloc")] = llvm::JITEvaluatedSymbol(
+      llvm::pointerToJITTargetAddress(&kiln_scratch_alloc), llvm::JITSymbolFlags::Exported);
+  syms[mangle("kiln_scratch_free")] = llvm::JITEvaluatedSymbol(
+      llvm::pointerToJITTargetAddress(&kiln_scratch_free), llvm::JITSymbolFlags::Exported);
   llvm::cantFail(jd.define(llvm::orc::absoluteSymbols(std::move(syms))));
 }
 

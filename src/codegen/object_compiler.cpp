@@ -34,7 +34,7 @@ namespace {
 
 // Part of every kernel-cache key. Bump it whenever the object code made from the same
 // Loop IR changes: codegen_llvm.cpp, the optimization pipeline, the target machine setup.
-constexpr int kCodegenVersion = 2;
+constexpr int kCodegenVersion = 3;
 
 void init_llvm() {
   static std::once_flag once;
@@ -246,17 +246,31 @@ std::string ObjectCompiler::model_data_object(const std::string &blob) {
   gv->setAlignment(llvm::Align(64));
   new llvm::GlobalVariable(m, b.getInt64Ty(), true, llvm::GlobalValue::ExternalLinkage, b.getInt64(blob.size()),
                            "kiln_model_data_size");
-  // void (*kiln_runtime_parallel_for)(body, closure, begin, end), set by the runtime at load.
+  // The runtime entry points the kernels call, each a hidden function of that name calling
+  // through a pointer `kiln_runtime_<name>` that the runtime sets at load (so the library
+  // has no undefined kiln symbols):
+  //   void kiln_parallel_for(body, closure, begin, end)
+  //   void *kiln_scratch_alloc(i64 bytes), void kiln_scratch_free(void *)
   auto *i64 = b.getInt64Ty();
-  auto *pf_ty = llvm::FunctionType::get(b.getVoidTy(), {b.getPtrTy(), b.getPtrTy(), i64, i64}, false);
-  auto *slot = new llvm::GlobalVariable(m, b.getPtrTy(), false, llvm::GlobalValue::ExternalLinkage,
-                                        llvm::ConstantPointerNull::get(b.getPtrTy()), "kiln_runtime_parallel_for");
-  auto *fwd = llvm::Function::Create(pf_ty, llvm::Function::ExternalLinkage, "kiln_parallel_for", &m);
-  fwd->setVisibility(llvm::GlobalValue::HiddenVisibility);
-  b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fwd));
-  llvm::Value *target = b.CreateLoad(b.getPtrTy(), slot);
-  b.CreateCall(pf_ty, target, {fwd->getArg(0), fwd->getArg(1), fwd->getArg(2), fwd->getArg(3)});
-  b.CreateRetVoid();
+  auto forwarder = [&](const char *name, const char *slot_name, llvm::FunctionType *ty) {
+    auto *slot = new llvm::GlobalVariable(m, b.getPtrTy(), false, llvm::GlobalValue::ExternalLinkage,
+                                          llvm::ConstantPointerNull::get(b.getPtrTy()), slot_name);
+    auto *fwd = llvm::Function::Create(ty, llvm::Function::ExternalLinkage, name, &m);
+    fwd->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    b.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", fwd));
+    llvm::Value *target = b.CreateLoad(b.getPtrTy(), slot);
+    std::vector<llvm::Value *> args;
+    for (auto &a : fwd->args()) args.push_back(&a);
+    llvm::Value *r = b.CreateCall(ty, target, args);
+    if (ty->getReturnType()->isVoidTy()) {
+      b.CreateRetVoid();
+    } else {
+      b.CreateRet(r);
+    }
+  };
+  forwarder("kiln_parallel_for", "kiln_runtime_parallel_for", llvm::FunctionType::get(b.getVoidTy(), {b.getPtrTy(), b.getPtrTy(), i64, i64}, false));
+  forwarder("kiln_scratch_alloc", "kiln_runtime_scratch_alloc", llvm::FunctionType::get(b.getPtrTy(), {i64}, false));
+  forwarder("kiln_scratch_free", "kiln_runtime_scratch_free", llvm::FunctionType::get(b.getVoidTy(), {b.getPtrTy()}, false));
   llvm::SmallVector<char, 0> obj;
   llvm::raw_svector_ostream os(obj);
   llvm::legacy::PassManager pm;

@@ -49,8 +49,10 @@ class ObjectCompiler {
   ObjectGroup compile_uncached(const std::vector<Kernel> &kernels, const JitOptions &opts, const std::string &name);
 
   // An object with the model data of a library: `kiln_model_data` (64-byte aligned),
-  // `kiln_model_data_size`, the pointer `kiln_runtime_parallel_for` the runtime fills in,
-  // and a hidden `kiln_parallel_for` that calls through it (what the kernels call).
+  // `kiln_model_data_size`, the pointers `kiln_runtime_parallel_for`,
+  // `kiln_runtime_scratch_alloc` and `kiln_runtime_scratch_free` the runtime fills in, and
+  // hidden `kiln_parallel_for`, `kiln_scratch_alloc`, `kiln_scratch_free` that call through
+  // them (what the kernels call).
   std::string model_data_object(const std::string &blob);
 
   const std::string &target() const;

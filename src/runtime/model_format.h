@@ -16,8 +16,9 @@
 
 namespace kiln {
 
-// Bumped whenever the layout changes; a runtime reads only its own version.
-constexpr uint32_t kModelFormatVersion = 1;
+// Bumped whenever the layout or the runtime ABI the kernels call changes (2: kernel
+// scratch through kiln_runtime_scratch_alloc / _free); a runtime reads only its own version.
+constexpr uint32_t kModelFormatVersion = 2;
 
 struct ModelLibraryInfo {
   uint32_t format_version = kModelFormatVersion;

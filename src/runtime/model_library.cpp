@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "runtime/cpu_features.h"
+#include "runtime/scratch.h"
 #include "runtime/thread_pool.h"
 #include "support/error.h"
 
@@ -16,6 +17,8 @@ namespace kiln {
 namespace {
 
 using ParallelFor = decltype(&kiln_parallel_for);
+using ScratchAlloc = decltype(&kiln_scratch_alloc);
+using ScratchFree = decltype(&kiln_scratch_free);
 
 const char *machine_name(uint16_t m) {
   switch (m) {
@@ -133,7 +136,9 @@ std::unique_ptr<ModelLibrary> ModelLibrary::load(const std::string &path) {
   auto *data = static_cast<const uint8_t *>(dlsym(lib->handle_, "kiln_model_data"));
   auto *size = static_cast<const uint64_t *>(dlsym(lib->handle_, "kiln_model_data_size"));
   auto *pf = static_cast<ParallelFor *>(dlsym(lib->handle_, "kiln_runtime_parallel_for"));
-  user_assert(data && size && pf) << "'" << path << "' is a shared library but not a kiln model library";
+  auto *sa = static_cast<ScratchAlloc *>(dlsym(lib->handle_, "kiln_runtime_scratch_alloc"));
+  auto *sf = static_cast<ScratchFree *>(dlsym(lib->handle_, "kiln_runtime_scratch_free"));
+  user_assert(data && size && pf && sa && sf) << "'" << path << "' is a shared library but not a kiln model library";
   ModelLibraryInfo info = read_model_info(data, *size);
   user_assert(info.arch == host_arch()) << "'" << path << "' was compiled for " << info.arch << ", not " << host_arch();
   auto missing = missing_cpu_features(info.cpu_features);
@@ -144,6 +149,8 @@ std::unique_ptr<ModelLibrary> ModelLibrary::load(const std::string &path) {
                << ", which this CPU lacks; compile it with --target native on this machine (or x86-64-v3 for AVX2)";
   }
   *pf = &kiln_parallel_for;
+  *sa = &kiln_scratch_alloc;
+  *sf = &kiln_scratch_free;
   lib->payload_ = deserialize_model(data, *size);
   lib->runner_ = std::make_unique<GraphRunner>(*lib->payload_.model.graph, nullptr);
   void *handle = lib->handle_;
