@@ -112,11 +112,14 @@ TEST_F(ConvSchedule, ThreeByThreeStrideOneAndTwo) {
 
 TEST_F(ConvSchedule, PointwiseStrideOneAndTwo) {
   // Stride 1 with at least a tile of pixels (9 x 13, batch 2) reads the input in place,
-  // the last tile overlapping the one before; fewer pixels (4 x 5: a single panel, so the
-  // 37 rows (4 row tiles + 5) split over work items) copy rows of the input; stride 2
-  // packs a strided im2col panel. At -O1 and with packed weights at -O3.
+  // the last tile overlapping the one before (117 pixels: a whole tile; AVX2 and 10 x 10:
+  // a one-vector tile ending at the last pixel); fewer pixels (4 x 5: a single panel, so
+  // the 37 rows (4 row tiles + 5) split over work items) copy rows of the input; stride 2
+  // packs a strided im2col panel. At -O1 and with packed weights at -O3 (the 5 rows past
+  // the row blocks run single-row tiles, narrow column included).
   std::vector<ConvGroup> convs = {{{2, 16, 9, 13}, {{{37, 16, 1, 1}, ""}, {{37, 16, 1, 1}, "strides = [2, 2]"}}},
-                                  {{1, 16, 4, 5}, {{{37, 16, 1, 1}, ""}, {{37, 16, 1, 1}, "strides = [2, 2]", false}}}};
+                                  {{1, 16, 4, 5}, {{{37, 16, 1, 1}, ""}, {{37, 16, 1, 1}, "strides = [2, 2]", false}}},
+                                  {{2, 24, 10, 10}, {{{37, 24, 1, 1}, ""}}}};
   auto ir = expect_matches(convs);
   EXPECT_EQ(ir["y0"].find("panel"), std::string::npos) << ir["y0"];
   EXPECT_NE(ir["y2"].find("panel"), std::string::npos) << ir["y2"];
