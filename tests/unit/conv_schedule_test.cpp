@@ -237,13 +237,15 @@ TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
   // pixels). 3x3 on 7x7 (rows of 7: a quarter vector and single elements in the im2col
   // copy), stride 2 onto 7x7 (odd input width), 1x1 on 7x7 and on 5x5 read in place (no
   // im2col matrix), with and without bias, batch 2; 3x3 and 1x1 stride 2 onto 14x14 and
-  // 1x1 stride 2 onto 10x11; 40 channels keep the row-block GEMM.
+  // 1x1 stride 2 onto 10x11 and onto 20x20 (400 pixels: strided 1x1 convs up to 1024);
+  // 40 channels keep the row-block GEMM.
   auto ir = expect_matches({{{2, 24, 7, 7}, {{{64, 24, 3, 3}, "pads = [1, 1, 1, 1]"}, {{32, 24, 1, 1}, "", false}}},
                             {{1, 16, 14, 13}, {{{32, 16, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
                             {{1, 8, 5, 5}, {{{32, 8, 1, 1}, ""}, {{40, 8, 1, 1}, ""}}},
                             {{1, 20, 28, 28},
                              {{{32, 20, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}, {{64, 20, 1, 1}, "strides = [2, 2]"}}},
-                            {{2, 12, 20, 22}, {{{32, 12, 1, 1}, "strides = [2, 2]", false}}}},
+                            {{2, 12, 20, 22}, {{{32, 12, 1, 1}, "strides = [2, 2]", false}}},
+                            {{1, 16, 40, 40}, {{{32, 16, 1, 1}, "strides = [2, 2]"}}}},
                            3);
   EXPECT_NE(ir["y0"].find("col"), std::string::npos) << ir["y0"];
   EXPECT_EQ(ir["y1"].find("col"), std::string::npos) << ir["y1"];
@@ -251,6 +253,7 @@ TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
   EXPECT_NE(ir["y4"].find("panel"), std::string::npos) << ir["y4"];
   EXPECT_NE(ir["y5"].find("col"), std::string::npos) << ir["y5"];
   EXPECT_EQ(ir["y5"].find("rows"), std::string::npos) << ir["y5"];
+  EXPECT_NE(ir["y7"].find("col"), std::string::npos) << ir["y7"];
 }
 
 TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
