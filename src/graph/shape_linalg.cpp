@@ -108,7 +108,7 @@ void shape_conv(ShapeContext &c) {
 
 void shape_winograd_conv(ShapeContext &c) {
   const Shape &x = c.shape_of(0), &u = c.shape_of(1);
-  user_assert(x.size() == 4 && u.size() == 3) << c.node.describe() << ": expects a 4-D input and f32[36, M, C] weights";
+  user_assert(x.size() == 4 && u.size() == 3) << c.node.describe() << ": expects a 4-D input and f32[36 or 16, M, C] weights";
   ConvAttrs a = ConvAttrs::read(c.node, 2, {3, 3});
   Shape out = {x[0], u[1]};
   for (int i = 0; i < 2; ++i) {

@@ -1,9 +1,11 @@
-// WinogradConv: a 3x3 stride-1 convolution as F(4x4, 3x3) (Lavin & Gray). Per image:
+// WinogradConv: a 3x3 stride-1 convolution as F(m x m, 3x3) (Lavin & Gray), m = 4, or 2
+// for small maps (passes/winograd.cpp picks; U's first dim, (m + 2)^2, says which). With
+// a = m + 2, per image:
 //  1. input transform, one parallel task per input channel: the channel's plane is
-//     copied with zero padding, then for every 4x4 output tile the 6x6 input patch d
+//     copied with zero padding, then for every m x m output tile the a x a input patch d
 //     becomes V = B^T d B; vectors run over L neighbouring tiles of a tile row (each
 //     patch row is two wide loads and `stride_lanes` shuffles);
-//  2. 36 GEMMs Mb[e] = U[e] (M x C, transformed at compile time) x V[e] (C x tiles), with
+//  2. a^2 GEMMs Mb[e] = U[e] (M x C, transformed at compile time) x V[e] (C x tiles), with
 //     the register tiles of gemm.h, in parallel over e (tile columns rounded up to whole
 //     vectors: V and Mb rows have slack);
 //  3. output transform, one parallel task per output channel: Y = A^T m A for every
@@ -18,9 +20,13 @@ namespace kiln {
 
 namespace {
 
-constexpr double kBT[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
-                              {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
-constexpr double kAT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+// F(4x4, 3x3): interpolation points 0, +-1, +-2, infinity.
+constexpr double kBT6[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                               {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+constexpr double kAT4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+// F(2x2, 3x3): points 0, +-1, infinity.
+constexpr double kBT4[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+constexpr double kAT2[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 
 // sum_i coef[i] * v[i], skipping zero coefficients.
 Expr combine(const double *coef, const std::vector<Expr> &v, int n) {
@@ -72,11 +78,17 @@ Stmt lower_winograd_conv(LowerContext &c) {
 
   int L = c.opts.opt_level >= 1 ? c.opts.vector_lanes_f32() : 1;
   internal_assert(L > 1) << c.node.describe() << ": WinogradConv needs vector lanes";
-  Type f = Type::f(32), vt = Type::f(32, L), wide = Type::f(32, 4 * L);
-  Expr TH = (OH + Expr(3)) / Expr(4), TW = (OW + Expr(3)) / Expr(4), T = TH * TW;
+  auto *positions = u.shape[0].as<IntImm>();
+  internal_assert(positions && (positions->value == 16 || positions->value == 36))
+      << c.node.describe() << ": Winograd weights are not f32[36 or 16, M, C]";
+  const int m = positions->value == 16 ? 2 : 4, al = m + 2, P = al * al;
+  auto bt = [&](int i) { return m == 2 ? kBT4[i] : kBT6[i]; };
+  auto at = [&](int i) { return m == 2 ? kAT2[i] : kAT4[i]; };
+  Type f = Type::f(32), vt = Type::f(32, L), wide = Type::f(32, m * L);
+  Expr TH = (OH + Expr(m - 1)) / Expr(m), TW = (OW + Expr(m - 1)) / Expr(m), T = TH * TW;
   Expr TS = T + Expr(L);  // row stride of V and Mb: slack for the last vector of tiles
   Expr NV = (TW + Expr(L - 1)) / Expr(L);
-  Expr PH = TH * Expr(4) + Expr(2), PW = NV * Expr(4 * L) + Expr(4);
+  Expr PH = TH * Expr(m) + Expr(2), PW = NV * Expr(m * L) + Expr(m);
   std::string bn = c.fresh("n"), V = c.fresh("V"), Mb = c.fresh("Mb");
   Expr vb = Var::make(Type::index(), bn);
 
@@ -96,35 +108,36 @@ Stmt lower_winograd_conv(LowerContext &c) {
   std::string th = c.fresh("th"), tv = c.fresh("tv");
   Expr vth = Var::make(Type::index(), th), vtv = Var::make(Type::index(), tv);
   std::vector<Expr> loads;
-  for (int rr = 0; rr < 6; ++rr) {
-    Expr base = (vth * Expr(4) + Expr(rr)) * PW + vtv * Expr(4 * L);
-    loads.push_back(Load::make(wide, plane, Ramp::make(base, Expr(1), 4 * L)));
-    loads.push_back(Load::make(wide, plane, Ramp::make(base + Expr(4), Expr(1), 4 * L)));
+  for (int rr = 0; rr < al; ++rr) {
+    // Patch columns 0 .. m-1 of L tiles from one load, m .. m+1 from one starting m later.
+    Expr base = (vth * Expr(m) + Expr(rr)) * PW + vtv * Expr(m * L);
+    loads.push_back(Load::make(wide, plane, Ramp::make(base, Expr(1), m * L)));
+    loads.push_back(Load::make(wide, plane, Ramp::make(base + Expr(m), Expr(1), m * L)));
   }
   Stmt tile_in = let_all(c, loads, [&](const std::vector<Expr> &w) {
-    std::vector<Expr> d;  // d[r * 6 + s]: lanes = tiles
-    for (int rr = 0; rr < 6; ++rr) {
-      for (int s = 0; s < 6; ++s) {
-        d.push_back(Call::make(vt, "stride_lanes", {w[rr * 2 + (s < 4 ? 0 : 1)], Expr(s % 4), Expr(4)}));
+    std::vector<Expr> d;  // d[r * al + s]: lanes = tiles
+    for (int rr = 0; rr < al; ++rr) {
+      for (int s = 0; s < al; ++s) {
+        d.push_back(Call::make(vt, "stride_lanes", {w[rr * 2 + (s < m ? 0 : 1)], Expr(s % m), Expr(m)}));
       }
     }
     return let_all(c, d, [&](const std::vector<Expr> &dv) {
-      std::vector<Expr> tmp;  // tmp[i * 6 + s] = sum_r BT[i][r] d[r][s]
-      for (int i = 0; i < 6; ++i) {
-        for (int s = 0; s < 6; ++s) {
+      std::vector<Expr> tmp;  // tmp[i * al + s] = sum_r BT[i][r] d[r][s]
+      for (int i = 0; i < al; ++i) {
+        for (int s = 0; s < al; ++s) {
           std::vector<Expr> col;
-          for (int rr = 0; rr < 6; ++rr) col.push_back(dv[rr * 6 + s]);
-          tmp.push_back(combine(kBT[i], col, 6));
+          for (int rr = 0; rr < al; ++rr) col.push_back(dv[rr * al + s]);
+          tmp.push_back(combine(bt(i), col, al));
         }
       }
       return let_all(c, tmp, [&](const std::vector<Expr> &tv_) {
         std::vector<Stmt> st;
         Expr t0 = vth * TW + vtv * Expr(L);
-        for (int i = 0; i < 6; ++i) {
-          std::vector<Expr> row(tv_.begin() + i * 6, tv_.begin() + i * 6 + 6);
-          for (int jj = 0; jj < 6; ++jj) {
-            Expr idx = ((Expr(i * 6 + jj) * C + vc) * TS) + t0;
-            st.push_back(Store::make(V, combine(kBT[jj], row, 6), Ramp::make(idx, Expr(1), L)));
+        for (int i = 0; i < al; ++i) {
+          std::vector<Expr> row(tv_.begin() + i * al, tv_.begin() + (i + 1) * al);
+          for (int jj = 0; jj < al; ++jj) {
+            Expr idx = ((Expr(i * al + jj) * C + vc) * TS) + t0;
+            st.push_back(Store::make(V, combine(bt(jj), row, al), Ramp::make(idx, Expr(1), L)));
           }
         }
         return Block::make(st);
@@ -135,7 +148,7 @@ Stmt lower_winograd_conv(LowerContext &c) {
   Stmt input = For::make(ch, Expr(0), C, ForKind::Parallel,
                          Allocate::make(plane, f, PH * PW, Block::make({fill, tiles_in})));
 
-  // 2. The 36 GEMMs.
+  // 2. The a^2 GEMMs.
   std::string en = c.fresh("e");
   Expr ve = Var::make(Type::index(), en);
   GemmSpec g;
@@ -181,15 +194,15 @@ Stmt lower_winograd_conv(LowerContext &c) {
       return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, TS, lanes));
     };
   }
-  // One parallel loop over the 36 GEMMs (their own parallel loops then run inline).
-  Stmt gemms = For::make(en, Expr(0), Expr(36), ForKind::Parallel, gemm_tiles(c, g, gemm_tile_for(c.opts)));
+  // One parallel loop over the a^2 GEMMs (their own parallel loops then run inline).
+  Stmt gemms = For::make(en, Expr(0), Expr(P), ForKind::Parallel, gemm_tiles(c, g, gemm_tile_for(c.opts)));
 
   // 3. Output transform and epilogue.
   std::string mn = c.fresh("m"), th2 = c.fresh("th"), tv2 = c.fresh("tv");
   Expr vm = Var::make(Type::index(), mn), vth2 = Var::make(Type::index(), th2), vtv2 = Var::make(Type::index(), tv2);
   Expr t0 = vth2 * TW + vtv2 * Expr(L);
   std::vector<Expr> mloads;
-  for (int k = 0; k < 36; ++k) mloads.push_back(Load::make(vt, Mb, Ramp::make((Expr(k) * M + vm) * TS + t0, Expr(1), L)));
+  for (int k = 0; k < P; ++k) mloads.push_back(Load::make(vt, Mb, Ramp::make((Expr(k) * M + vm) * TS + t0, Expr(1), L)));
   auto finish = [&](Expr v, Expr yidx, int lanes, Expr stride) {
     auto bc = [&](Expr s) { return lanes == 1 ? s : Broadcast::make(s, lanes); };
     Expr idx = lanes == 1 ? yidx : Ramp::make(yidx, stride, lanes);
@@ -201,19 +214,19 @@ Stmt lower_winograd_conv(LowerContext &c) {
     return Store::make(y.buf, v, idx);
   };
   Stmt tile_out = let_all(c, mloads, [&](const std::vector<Expr> &mv) {
-    std::vector<Expr> tmp;  // tmp[i * 6 + s] = sum_r AT[i][r] m[r][s]
-    for (int i = 0; i < 4; ++i) {
-      for (int s = 0; s < 6; ++s) {
+    std::vector<Expr> tmp;  // tmp[i * al + s] = sum_r AT[i][r] m[r][s]
+    for (int i = 0; i < m; ++i) {
+      for (int s = 0; s < al; ++s) {
         std::vector<Expr> col;
-        for (int rr = 0; rr < 6; ++rr) col.push_back(mv[rr * 6 + s]);
-        tmp.push_back(combine(kAT[i], col, 6));
+        for (int rr = 0; rr < al; ++rr) col.push_back(mv[rr * al + s]);
+        tmp.push_back(combine(at(i), col, al));
       }
     }
     return let_all(c, tmp, [&](const std::vector<Expr> &tp) {
-      std::vector<Expr> yv;  // yv[i * 4 + jj]
-      for (int i = 0; i < 4; ++i) {
-        std::vector<Expr> row(tp.begin() + i * 6, tp.begin() + i * 6 + 6);
-        for (int jj = 0; jj < 4; ++jj) yv.push_back(combine(kAT[jj], row, 6));
+      std::vector<Expr> yv;  // yv[i * m + jj]
+      for (int i = 0; i < m; ++i) {
+        std::vector<Expr> row(tp.begin() + i * al, tp.begin() + (i + 1) * al);
+        for (int jj = 0; jj < m; ++jj) yv.push_back(combine(at(jj), row, al));
       }
       return let_all(c, yv, [&](const std::vector<Expr> &Y) {
         Expr ybase = (vb * M + vm) * OH * OW;
@@ -221,33 +234,33 @@ Stmt lower_winograd_conv(LowerContext &c) {
         std::vector<Stmt> full, part;
         std::string sp = c.fresh("spill"), ln = c.fresh("lane");
         Expr vln = Var::make(Type::index(), ln);
-        for (int i = 0; i < 4; ++i) {
-          for (int jj = 0; jj < 4; ++jj) {
-            Expr oh = vth2 * Expr(4) + Expr(i);
-            full.push_back(finish(Y[i * 4 + jj], ybase + oh * OW + tw0 * Expr(4) + Expr(jj), L, Expr(4)));
-            part.push_back(Store::make(sp, Y[i * 4 + jj], Ramp::make(Expr((i * 4 + jj) * L), Expr(1), L)));
+        for (int i = 0; i < m; ++i) {
+          for (int jj = 0; jj < m; ++jj) {
+            Expr oh = vth2 * Expr(m) + Expr(i);
+            full.push_back(finish(Y[i * m + jj], ybase + oh * OW + tw0 * Expr(m) + Expr(jj), L, Expr(m)));
+            part.push_back(Store::make(sp, Y[i * m + jj], Ramp::make(Expr((i * m + jj) * L), Expr(1), L)));
           }
         }
         // Edge tiles: element by element, inside the output only.
         std::vector<Stmt> edge;
-        for (int i = 0; i < 4; ++i) {
-          for (int jj = 0; jj < 4; ++jj) {
-            Expr oh = vth2 * Expr(4) + Expr(i), ow = (tw0 + vln) * Expr(4) + Expr(jj);
-            Stmt one = finish(Load::make(f, sp, Expr((i * 4 + jj) * L) + vln), ybase + oh * OW + ow, 1, Expr(1));
+        for (int i = 0; i < m; ++i) {
+          for (int jj = 0; jj < m; ++jj) {
+            Expr oh = vth2 * Expr(m) + Expr(i), ow = (tw0 + vln) * Expr(m) + Expr(jj);
+            Stmt one = finish(Load::make(f, sp, Expr((i * m + jj) * L) + vln), ybase + oh * OW + ow, 1, Expr(1));
             edge.push_back(IfThenElse::make(oh < OH && ow < OW, one));
           }
         }
         part.push_back(For::make(ln, Expr(0), min(Expr(L), TW - tw0), ForKind::Serial, Block::make(edge)));
-        Expr inside = (tw0 + Expr(L)) * Expr(4) <= OW && vth2 * Expr(4) + Expr(4) <= OH;
-        return IfThenElse::make(inside, Block::make(full), Allocate::make(sp, f, Expr(16 * L), Block::make(part)));
+        Expr inside = (tw0 + Expr(L)) * Expr(m) <= OW && vth2 * Expr(m) + Expr(m) <= OH;
+        return IfThenElse::make(inside, Block::make(full), Allocate::make(sp, f, Expr(m * m * L), Block::make(part)));
       });
     });
   });
   Stmt output = For::make(mn, Expr(0), M, ForKind::Parallel,
                           For::make(th2, Expr(0), TH, ForKind::Serial, For::make(tv2, Expr(0), NV, ForKind::Serial, tile_out)));
 
-  Stmt per_image = Allocate::make(V, f, Expr(36) * C * TS,
-                                  Allocate::make(Mb, f, Expr(36) * M * TS, Block::make({input, gemms, output})));
+  Stmt per_image = Allocate::make(V, f, Expr(P) * C * TS,
+                                  Allocate::make(Mb, f, Expr(P) * M * TS, Block::make({input, gemms, output})));
   return For::make(bn, Expr(0), x.shape[0], ForKind::Serial, per_image);
 }
 

@@ -8,8 +8,8 @@
 // runs its GEMM transposed (lower/conv_schedule.cpp): its weights are stored in column
 // panels of `nw` output channels instead, W'[panel][k][j] = W[panel * nw + j][k], and the
 // node records `packed_nr`.
-// WinogradConvs of at most 64 tiles (28x28 maps and smaller) run their 36 GEMMs transposed
-// too (tiles as rows, output channels across the lanes): U[e] is stored in column panels,
+// WinogradConvs of at most 64 tiles (28x28 maps and smaller) run their 36 (F(2x2): 16)
+// GEMMs transposed too (tiles as rows, output channels across the lanes): U[e] is stored in column panels,
 // U'[e][panel][c][j] = U[e][panel * nw + j][c], `packed_nr`.
 #include "passes/passes.h"
 #include "passes/rewrite.h"
@@ -118,15 +118,16 @@ void pack_winograd_weights(Graph &g, int nw) {
     if (n->kind != OpKind::WinogradConv || n->has_attr("packed_nr")) continue;
     const Tensor *u = f32_constant(n->input(1));
     const Value *y = n->output(0);
-    if (!u || u->rank() != 3 || u->shape()[0] != 36 || !y->has_shape || y->shape.size() != 4 ||
+    if (!u || u->rank() != 3 || (u->shape()[0] != 36 && u->shape()[0] != 16) || !y->has_shape || y->shape.size() != 4 ||
         !y->shape[2].is_const() || !y->shape[3].is_const()) {
       continue;
     }
     int64_t M = u->shape()[1], C = u->shape()[2];
-    int64_t tiles = ((y->shape[2].value() + 3) / 4) * ((y->shape[3].value() + 3) / 4);
+    int64_t positions = u->shape()[0], tm = positions == 16 ? 2 : 4;
+    int64_t tiles = ((y->shape[2].value() + tm - 1) / tm) * ((y->shape[3].value() + tm - 1) / tm);
     if (tiles > 64 || M % nw != 0) continue;
     Tensor p(DType::F32, u->shape());
-    for (int64_t e = 0; e < 36; ++e) rows_to_panels(u->as<float>() + e * M * C, p.as<float>() + e * M * C, M, C, nw);
+    for (int64_t e = 0; e < positions; ++e) rows_to_panels(u->as<float>() + e * M * C, p.as<float>() + e * M * C, M, C, nw);
     use_panels(g, *n, std::move(p), nw);
   }
 }

@@ -1,5 +1,5 @@
 // WinogradConv (passes/winograd.cpp, lower/winograd.cpp): -O3 turns qualifying 3x3
-// stride-1 convs into F(4x4, 3x3) and must match the -O0 direct convolution within the
+// stride-1 convs into F(4x4, 3x3) (small maps: F(2x2, 3x3)) and must match the -O0 direct convolution within the
 // accuracy the transform costs (relative 1e-4 here; models stay within 1e-4 rel-L2).
 #include <gtest/gtest.h>
 
@@ -89,8 +89,24 @@ TEST(Winograd, FewTilesRunTheGemmsTransposed) {
   EXPECT_TRUE(packed);
 }
 
+TEST(Winograd, SmallMapsRunTwoByTwoTiles) {
+  // Maps with fewer than 16 tiles of 4x4 but at least 16 of 2x2, with >= 64 channels, run
+  // F(2x2, 3x3) (U: 16 positions): 7x7 (16 tiles; 64 output channels: the GEMMs
+  // transposed) with the fused epilogue, 7x9 with 72 output channels (20 tiles, the last
+  // tile row and column partial: plain GEMMs).
+  check({64, 64, 7, 7, "[1, 1, 1, 1]", true, true, "Relu"}, 7, 7);
+  check({64, 72, 7, 9, "[1, 1, 1, 1]", false, false, ""}, 7, 9);
+  std::mt19937 rng(5);
+  auto o3 = compile_at(conv_model({64, 64, 7, 7, "[1, 1, 1, 1]", true, false, ""}, rng, 7, 7), 3);
+  int positions = 0;
+  for (auto &n : o3->graph().nodes) {
+    if (n->kind == OpKind::WinogradConv) positions = static_cast<int>(n->input(1)->shape[0].value());
+  }
+  EXPECT_EQ(positions, 16);
+}
+
 TEST(Winograd, SmallConvsStayDirect) {
-  // 7x7 outputs are only 4 tiles: no Winograd.
+  // 7x7 outputs are only 4 tiles of 4x4, and 16 channels too few for 2x2 tiles: no Winograd.
   std::mt19937 rng(1);
   std::string text = conv_model({16, 16, 7, 7, "[1, 1, 1, 1]", false, false, ""}, rng, 7, 7);
   auto cm = compile_at(text, 3);
