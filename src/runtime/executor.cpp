@@ -26,6 +26,11 @@ struct GraphRunner::Step {
   bool view = false;
   std::map<std::string, std::vector<std::unique_ptr<GraphRunner>>> subgraphs;
   std::vector<const Value *> frees;  // values whose last use is this step
+  int index = 0;                     // position in the graph's steps
+  // A codegen node whose outputs all have compile-time shapes: their dtypes and dims, so a
+  // run does not evaluate the shape function again (its kernel only runs on those shapes).
+  bool static_outputs = false;
+  std::vector<std::pair<DType, std::vector<int64_t>>> output_shapes;
   mutable double ms = 0;             // profiling totals
   mutable int64_t calls = 0;
 };
@@ -107,6 +112,21 @@ GraphRunner::GraphRunner(const Graph &g, Specializer *specializer) : g_(g), spec
     const Value *in = s->node->input(0), *out = s->node->output(0);
     s->view = (k == OpKind::Reshape || k == OpKind::Flatten || k == OpKind::Squeeze || k == OpKind::Unsqueeze) &&
               in && out && in->dtype == out->dtype && in->dtype != DType::String;
+    s->index = static_cast<int>(i);
+    s->static_outputs = s->path == ExecPath::Codegen && !s->view && !uses_strings(*s->node, {});
+    // Shape functions also check index-like inputs against the data (Gather's indices in
+    // range): a node reading a non-constant integer or bool tensor keeps evaluating them.
+    for (const Value *v : s->node->inputs) {
+      if (v && !v->constant && !dtype_is_float(v->dtype)) s->static_outputs = false;
+    }
+    for (const Value *o : s->node->outputs) {
+      if (!o) {
+        s->output_shapes.emplace_back(DType::Undefined, std::vector<int64_t>{});
+        continue;
+      }
+      s->static_outputs &= o->has_shape && shape_is_const(o->shape) && o->dtype != DType::Undefined;
+      s->output_shapes.emplace_back(o->dtype, s->static_outputs ? shape_values(o->shape) : std::vector<int64_t>{});
+    }
     steps_.push_back(std::move(s));
   }
   // A view keeps its root's storage: the root's buffer lives until the view's last use.
@@ -125,7 +145,6 @@ GraphRunner::GraphRunner(const Graph &g, Specializer *specializer) : g_(g), spec
     size_t last = outputs.count(view) ? steps_.size() - 1 : lv != last_use_.end() ? lv->second : 0;
     last_use_[r] = std::max(last_use_[r], last);
   }
-  for (size_t i = 0; i < steps_.size(); ++i) step_index_[steps_[i].get()] = static_cast<int>(i);
   graph_outputs_.insert(g.outputs.begin(), g.outputs.end());
   std::set<const Value *> keep(g.outputs.begin(), g.outputs.end());
   for (auto &[v, i] : last_use_) {
@@ -350,7 +369,7 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
 Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const {
   const Value *v = s.node->outputs[out];
   if (!rs || graph_outputs_.count(v) || dtype == DType::String) return Tensor(dtype, std::move(shape));
-  int step = step_index_.at(&s);
+  int step = s.index;
   size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
   if (rs->record) {
     auto lu = last_use_.find(v);
@@ -404,6 +423,11 @@ void GraphRunner::run_step(const Step &s, Env &env, RunState *rs) const {
   } else if (s.view && ins[0]) {
     std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
     outs[0] = ins[0]->reshaped(shape_values(shapes[0].shape));
+  } else if (s.static_outputs && rs) {  // top level: subgraph shapes may vary per iteration
+    for (size_t i = 0; i < outs.size(); ++i) {
+      if (n.outputs[i]) outs[i] = alloc_output(rs, s, i, s.output_shapes[i].first, s.output_shapes[i].second);
+    }
+    run_kernel(s, ins, outs);
   } else {
     std::vector<ValueInfo> shapes = concrete_shapes(n, ins);
     for (size_t i = 0; i < outs.size(); ++i) {

@@ -102,7 +102,6 @@ class GraphRunner {
   // each get their own.
   mutable std::mutex plans_mutex_;
   mutable std::map<std::string, std::unique_ptr<Plan>> plans_;
-  std::unordered_map<const Step *, int> step_index_;
   std::set<const Value *> graph_outputs_;
   std::set<const Value *> view_outputs_;  // outputs of Reshape-like steps (aliases)
   std::vector<std::unique_ptr<Step>> steps_;
