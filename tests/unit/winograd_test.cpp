@@ -60,6 +60,10 @@ void check(const Case &k, int oh, int ow) {
   }
 }
 
+// The transforms' vectors span at most a tile row: the cases below run them 4 lanes wide
+// (4 or 5 tiles per row... 14x14, 7x7), 8 (6-8 tiles: 32x32, 19x23, 27x26) and 16 (9-10).
+// Maps of at most 4 tiles per row (14x14; 7x7 with 2x2 tiles) run the transforms 4 lanes
+// wide with cache-line-aligned V and Mb rows; the others full vectors.
 TEST(Winograd, WholeTilesSamePadding) { check({16, 24, 32, 32, "[1, 1, 1, 1]", true, false, ""}, 32, 32); }
 
 TEST(Winograd, EdgeTilesAndOddSizes) {
