@@ -3,7 +3,7 @@
 # FMA peak and GEMM GFLOP/s, compile time. Regenerates docs/PERFORMANCE.md and
 # docs/perf_ratios.png (logic in bench/compare_ort.py; `--help` lists the options).
 #
-#   bench/compare_ort.sh                       # full run: 5 interleaved rounds x 10 iterations, all models
+#   bench/compare_ort.sh                       # full run: 10 interleaved rounds x 5 iterations, all models
 #   bench/compare_ort.sh --quick --models resnet18,mobilenet_v2,gemm    # smoke run
 #
 # Installs ONNX Runtime (scripts/install-deps.sh) only when it is missing, builds kiln only
