@@ -138,8 +138,9 @@ std::unique_ptr<ModelLibrary> ModelLibrary::load(const std::string &path) {
   auto *pf = static_cast<ParallelFor *>(dlsym(lib->handle_, "kiln_runtime_parallel_for"));
   auto *sa = static_cast<ScratchAlloc *>(dlsym(lib->handle_, "kiln_runtime_scratch_alloc"));
   auto *sf = static_cast<ScratchFree *>(dlsym(lib->handle_, "kiln_runtime_scratch_free"));
-  user_assert(data && size && pf && sa && sf) << "'" << path << "' is a shared library but not a kiln model library";
-  ModelLibraryInfo info = read_model_info(data, *size);
+  user_assert(data && size && pf) << "'" << path << "' is a shared library but not a kiln model library";
+  ModelLibraryInfo info = read_model_info(data, *size);  // an older format version is refused here
+  user_assert(sa && sf) << "'" << path << "' lacks the kernel scratch entry points; compile the model again with this kiln";
   user_assert(info.arch == host_arch()) << "'" << path << "' was compiled for " << info.arch << ", not " << host_arch();
   auto missing = missing_cpu_features(info.cpu_features);
   if (!missing.empty()) {
