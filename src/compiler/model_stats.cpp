@@ -36,7 +36,8 @@ double node_flops(const Node &n, Eval &e) {
   double out = e.numel(y);
   switch (n.kind) {
     case OpKind::Conv:
-    case OpKind::FusedConv: {
+    case OpKind::FusedConv:
+    case OpKind::BlockedConv: {
       const Value *w = n.input(1);
       if (!w || !w->has_shape) return 0;
       double k = 1;

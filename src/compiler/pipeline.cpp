@@ -76,7 +76,12 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
   if (o.opt_level >= 2) {
-    // O2: weights packed for the target's GEMM tiles (last: it needs the final convs).
+    // O2: NCHWc blocked activations for depthwise / 1x1 conv regions, then the weights
+    // packed for the target's GEMM tiles (last: it needs the final convs).
+    run_pass("blocked-layout", m, o, [&target](Graph &g) {
+      blocked_layout(g, target.vector_lanes_f32());
+      infer_shapes(g);
+    });
     GemmTile tile = gemm_tile_for(target);
     run_pass("pack-weights", m, o, [tile](Graph &g) {
       pack_conv_weights(g, tile.mr, tile.nv * tile.vl);

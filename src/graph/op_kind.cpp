@@ -49,7 +49,8 @@ const char *fusion_pattern_name(FusionPattern p) {
 
 bool is_kiln_internal_op(OpKind k) {
   return k == OpKind::FusedConv || k == OpKind::FusedMatMul || k == OpKind::WinogradConv ||
-         k == OpKind::FusedAttention || k == OpKind::FusedElementwise;
+         k == OpKind::FusedAttention || k == OpKind::FusedElementwise || k == OpKind::ToBlocked ||
+         k == OpKind::FromBlocked || k == OpKind::BlockedConv || k == OpKind::BlockedGlobalAveragePool;
 }
 
 OpKind op_kind_from_name(const std::string &op_type) {

@@ -55,6 +55,10 @@ void fuse_elementwise(Graph &g);
 // (see pack_weights.cpp); marks the node with `packed_mr`. Convs with at most 64 output
 // pixels (static) and a multiple of `nw` output channels run the GEMM transposed: weights in
 // column panels of nw, `packed_nr`.
+// NCHWc blocked activations for regions of depthwise and 1x1 convs (blocked_layout.cpp);
+// b = channels per block (the target's f32 vector lanes).
+void blocked_layout(Graph &g, int b);
+
 void pack_conv_weights(Graph &g, int mr, int nw);
 // The constant 2-D weights of FusedMatMuls at least `nw` wide, stored as column panels of
 // nw (one contiguous K x nw block per tile column), the columns past the last whole panel

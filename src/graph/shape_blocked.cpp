@@ -1,0 +1,66 @@
+// Shape functions of the NCHWc blocked-layout ops (ops.def; passes/blocked_layout.cpp):
+// a blocked tensor is [N, ceil(C / b), H, W, b].
+#include "graph/conv_attrs.h"
+#include "graph/shape_fn.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+int64_t block_of(const ShapeContext &c, const Shape &x) {
+  user_assert(x.size() == 5 && x[4].is_const() && x[4].value() > 0)
+      << c.node.describe() << ": expects a blocked [N, C/b, H, W, b] input with a static block";
+  return x[4].value();
+}
+
+}  // namespace
+
+void shape_to_blocked(ShapeContext &c) {
+  const Shape &x = c.shape_of(0);
+  int64_t b = c.node.attr_i("block", 0);
+  user_assert(x.size() == 4 && b > 0) << c.node.describe() << ": expects an NCHW input and a positive block";
+  c.set_output(0, c.input(0).dtype, {x[0], (x[1] + Dim(b - 1)) / Dim(b), x[2], x[3], Dim(b)});
+}
+
+void shape_from_blocked(ShapeContext &c) {
+  const Shape &x = c.shape_of(0);
+  int64_t b = block_of(c, x), ch = c.node.attr_i("channels", 0);
+  user_assert(ch > 0) << c.node.describe() << ": needs a positive `channels`";
+  if (x[1].is_const()) {
+    user_assert(x[1].value() == (ch + b - 1) / b)
+        << c.node.describe() << ": " << x[1].value() << " blocks of " << b << " cannot hold " << ch << " channels";
+  }
+  c.set_output(0, c.input(0).dtype, {x[0], Dim(ch), x[2], x[3]});
+}
+
+void shape_blocked_conv(ShapeContext &c) {
+  const Shape &x = c.shape_of(0), &w = c.shape_of(1);
+  int64_t b = block_of(c, x);
+  user_assert(w.size() == 4 && w[0].is_const() && w[1].is_const() && w[2].is_const() && w[3].is_const())
+      << c.node.describe() << ": weights must be static f32[Cp, ICp / group, kh, kw]";
+  ConvAttrs a = ConvAttrs::read(c.node, 2, {w[2].value(), w[3].value()});
+  user_assert(w[0].value() % b == 0) << c.node.describe() << ": " << w[0].value() << " output channels are not whole blocks of " << b;
+  if (x[1].is_const()) {
+    user_assert(w[1].value() * a.group == x[1].value() * b)
+        << c.node.describe() << ": weights expect " << w[1].value() * a.group << " input channels, the input holds "
+        << x[1].value() * b;
+  }
+  Shape out = {x[0], Dim(w[0].value() / b)};
+  for (int i = 0; i < 2; ++i) {
+    Dim o, pb;
+    a.geometry(i, x[i + 2], o, pb);
+    if (o.is_const()) user_assert(o.value() > 0) << c.node.describe() << ": output size would be " << o.value();
+    out.push_back(o);
+  }
+  out.push_back(Dim(b));
+  c.set_output(0, c.input(0).dtype, out);
+}
+
+void shape_blocked_global_pool(ShapeContext &c) {
+  const Shape &x = c.shape_of(0);
+  int64_t b = block_of(c, x);
+  c.set_output(0, c.input(0).dtype, {x[0], x[1], Dim(1), Dim(1), Dim(b)});
+}
+
+}  // namespace kiln

@@ -1,0 +1,310 @@
+// Kernels of the NCHWc blocked layout (ops.def; passes/blocked_layout.cpp): a blocked
+// tensor [N, CB, H, W, b] keeps the b channels of a block contiguous per pixel, so
+//  - a 1x1 conv is a GEMM with pixels as rows and output channels across the lanes:
+//    per input channel, R pixel broadcasts times nb weight vectors into R x nb
+//    accumulators, each result one contiguous vector store (no scatter, the residual
+//    read the same way);
+//  - a depthwise conv runs every tap as one vector of b channels: no plane copies, no
+//    gathers, any map size and stride;
+//  - global average pooling sums whole vectors.
+// ToBlocked / FromBlocked reorder at the edges of a blocked region.
+#include "graph/conv_attrs.h"
+#include "lower/conv_schedule.h"
+#include "lower/gemm.h"
+#include "support/error.h"
+
+namespace kiln {
+
+namespace {
+
+const std::string &x_buf(const LowerContext &c) { return c.in[0].buf; }
+
+struct Blocked {
+  int64_t b;        // channels per block (vector lanes)
+  Expr N, CB, H, W;  // input
+};
+
+Blocked blocked_input(const LowerContext &c) {
+  const Operand &x = c.in[0];
+  internal_assert(x.rank() == 5) << c.node.describe() << ": expects a blocked input";
+  auto *b = x.shape[4].as<IntImm>();
+  internal_assert(b) << c.node.describe() << ": the block must be static";
+  return {b->value, x.shape[0], x.shape[1], x.shape[2], x.shape[3]};
+}
+
+int64_t static_dim(const LowerContext &c, const Expr &e, const char *what) {
+  auto *v = e.as<IntImm>();
+  internal_assert(v) << c.node.describe() << ": the " << what << " must be static";
+  return v->value;
+}
+
+// y[at .. at+b-1] = act(v + bias[ch0..] + z[at..]) * scale[ch0..] + shift[ch0..].
+Stmt blocked_epilogue(const LowerContext &c, const Operand &y, Expr at, Expr ch0, Expr v, int b) {
+  Type t = Type::f(32, b);
+  auto vec = [&](const Operand &o, Expr base) { return Load::make(t, o.buf, Ramp::make(base, Expr(1), b)); };
+  if (c.has(2)) v = v + vec(c.in[2], ch0);
+  if (c.has(3)) v = v + vec(c.in[3], at);
+  v = Activation::of(c.node).apply(v);
+  if (c.has(4)) v = v * vec(c.in[4], ch0);
+  if (c.has(5)) v = v + vec(c.in[5], ch0);
+  return Store::make(y.buf, v, Ramp::make(at, Expr(1), b));
+}
+
+// Accumulators acc[0 .. n) of b lanes in a scratch that SROA keeps in registers.
+struct Accs {
+  std::string buf;
+  int b;
+  Expr at(int i) const { return Ramp::make(Expr(int64_t(i) * b), Expr(1), b); }
+  Expr get(int i) const { return Load::make(Type::f(32, b), buf, at(i)); }
+  Stmt fma(int i, Expr w, Expr x) const { return Store::make(buf, call("fma", {w, x, get(i)}), at(i)); }
+};
+
+// 1x1 conv (group 1, no padding, any stride). Work items: (image, pair of output blocks,
+// tile of R pixels), tiles fastest so a thread's consecutive items reuse one pair's
+// weights from cache; an odd last block runs alone in a second loop.
+Stmt blocked_pointwise(LowerContext &c, const ConvAttrs &a) {
+  const Operand &w = c.in[1], &y = c.out[0];
+  Blocked x = blocked_input(c);
+  const int b = static_cast<int>(x.b);
+  int64_t H = static_dim(c, x.H, "input height"), W = static_dim(c, x.W, "input width");
+  int64_t OH = static_dim(c, y.shape[2], "output height"), OW = static_dim(c, y.shape[3], "output width");
+  int64_t ICB = static_dim(c, x.CB, "input block count"), OCB = static_dim(c, y.shape[1], "output block count");
+  int64_t P = OH * OW, ICp = ICB * b;
+  // The real input channels (the padded ones past them have zero weights).
+  int64_t K = c.node.attr_i("in_channels", ICp);
+  internal_assert(K > (ICB - 1) * b && K <= ICp) << c.node.describe() << ": in_channels " << K << " do not fit " << ICB << " blocks";
+  int64_t sh = a.strides[0], sw = a.strides[1];
+  bool dense = sh == 1 && sw == 1;
+  // Registers: R x nb accumulators + nb weight vectors + broadcasts in flight; R x 2 = 24
+  // of 32 (AVX-512, NEON; more spill) or 12 of 16 (AVX2). Rows of tiles as even as the
+  // pixel count allows (49 pixels: 5 tiles of 10, not 4 of 12 and an overlapping one).
+  int64_t r_max = c.opts.vector_registers >= 32 ? 12 : 6;
+  int64_t T0 = (P + r_max - 1) / r_max, R = (P + T0 - 1) / T0;
+  int64_t T = (P + R - 1) / R;  // the last tile ends at P, overlapping the one before
+  Type f = Type::f(32), vt = Type::f(32, b);
+
+  auto loop = [&](int nb, int64_t groups, Expr ocb_first) {
+    std::string item = c.fresh("item"), icb = c.fresh("icb"), l = c.fresh("l");
+    Expr vi = Var::make(Type::index(), item);
+    Expr t = vi % Expr(T), grp = vi / Expr(T) % Expr(groups), n = vi / Expr(T * groups);
+    Expr ocb0 = ocb_first + grp * Expr(int64_t(nb));
+    Expr p0 = min(t * Expr(R), Expr(P - R));
+    Accs acc{c.fresh("acc"), b};
+    std::vector<Stmt> body;
+    for (int i = 0; i < R * nb; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
+    // Per input channel ic = icb * b + l: R broadcasts of x, nb weight vectors. Whole
+    // blocks, then the real channels of a padded last block (its padded weights are zero).
+    auto k_step = [&](Expr vicb, Expr vl) {
+      std::vector<std::pair<std::string, Expr>> lets;
+      std::vector<Expr> wv, xv;
+      Expr ic = vicb * Expr(int64_t(b)) + vl;
+      for (int j = 0; j < nb; ++j) {
+        std::string nm = c.fresh("w");
+        lets.emplace_back(nm, Load::make(vt, w.buf, Ramp::make(((ocb0 + Expr(int64_t(j))) * Expr(ICp) + ic) * Expr(int64_t(b)), Expr(1), b)));
+        wv.push_back(Var::make(vt, nm));
+      }
+      Expr plane = (n * Expr(ICB) + vicb) * Expr(H * W);
+      for (int64_t r = 0; r < R; ++r) {
+        Expr p = p0 + Expr(r);
+        Expr pin = dense ? p : (p / Expr(OW)) * Expr(sh * W) + (p % Expr(OW)) * Expr(sw);
+        std::string nm = c.fresh("x");
+        lets.emplace_back(nm, Broadcast::make(Load::make(f, x_buf(c), (plane + pin) * Expr(int64_t(b)) + vl), b));
+        xv.push_back(Var::make(vt, nm));
+      }
+      std::vector<Stmt> fmas;
+      for (int64_t r = 0; r < R; ++r) {
+        for (int j = 0; j < nb; ++j) fmas.push_back(acc.fma(static_cast<int>(r * nb + j), wv[j], xv[r]));
+      }
+      Stmt k_body = Block::make(fmas);
+      for (size_t i = lets.size(); i-- > 0;) k_body = LetStmt::make(lets[i].first, lets[i].second, k_body);
+      return k_body;
+    };
+    std::string lr = c.fresh("l");
+    Expr vicb = Var::make(Type::index(), icb), vl = Var::make(Type::index(), l), vlr = Var::make(Type::index(), lr);
+    body.push_back(For::make(icb, Expr(0), Expr(K / b), ForKind::Serial,
+                             For::make(l, Expr(0), Expr(int64_t(b)), ForKind::Serial, k_step(vicb, vl))));
+    if (K % b) body.push_back(For::make(lr, Expr(0), Expr(K % b), ForKind::Serial, k_step(Expr(K / b), vlr)));
+    for (int64_t r = 0; r < R; ++r) {
+      for (int j = 0; j < nb; ++j) {
+        Expr ocb = ocb0 + Expr(int64_t(j));
+        Expr at = ((n * Expr(OCB) + ocb) * Expr(P) + p0 + Expr(r)) * Expr(int64_t(b));
+        body.push_back(blocked_epilogue(c, y, at, ocb * Expr(int64_t(b)), acc.get(static_cast<int>(r * nb + j)), b));
+      }
+    }
+    Stmt item_body = Allocate::make(acc.buf, f, Expr(int64_t(R * nb * b)), Block::make(body));
+    return For::make(item, Expr(0), x.N * Expr(T * groups), ForKind::Parallel, item_body);
+  };
+  std::vector<Stmt> loops;
+  if (OCB / 2 > 0) loops.push_back(loop(2, OCB / 2, Expr(0)));
+  if (OCB % 2) loops.push_back(loop(1, 1, Expr(OCB - 1)));
+  return Block::make(loops);
+}
+
+// Depthwise conv (one input and one output channel per group, any kernel, stride,
+// dilation and padding). Work items: (image, block, output row). Within a row the columns
+// whose windows lie inside the input run in groups of U (accumulators updated together
+// per tap so the FMA chains interleave); the few border columns have their own code with
+// the taps that fall inside. Rows test each kernel row against the input's height.
+Stmt blocked_depthwise(LowerContext &c, const ConvAttrs &a, int64_t pad_h, int64_t pad_w) {
+  const Operand &w = c.in[1], &y = c.out[0];
+  Blocked x = blocked_input(c);
+  const int b = static_cast<int>(x.b);
+  int64_t H = static_dim(c, x.H, "input height"), W = static_dim(c, x.W, "input width");
+  int64_t OH = static_dim(c, y.shape[2], "output height"), OW = static_dim(c, y.shape[3], "output width");
+  int64_t CB = static_dim(c, x.CB, "input block count");
+  int64_t kh = a.kernel[0], kw = a.kernel[1], sh = a.strides[0], sw = a.strides[1];
+  int64_t dh = a.dilations[0], dw = a.dilations[1], taps = kh * kw;
+  // Interior columns: every tap column inside [0, W).
+  auto col_ok = [&](int64_t ow, int64_t kx) {
+    int64_t iw = ow * sw + kx * dw - pad_w;
+    return iw >= 0 && iw < W;
+  };
+  int64_t lo = 0;
+  while (lo < OW && !(col_ok(lo, 0) && col_ok(lo, kw - 1))) ++lo;
+  int64_t hi = lo;
+  while (hi < OW && col_ok(hi, 0) && col_ok(hi, kw - 1)) ++hi;
+  Type f = Type::f(32), vt = Type::f(32, b);
+  std::string item = c.fresh("row"), g = c.fresh("og");
+  Expr vi = Var::make(Type::index(), item), vg = Var::make(Type::index(), g);
+  Expr oh = vi % Expr(OH), cb = vi / Expr(OH) % Expr(CB), n = vi / Expr(OH * CB);
+  Expr plane = (n * Expr(CB) + cb) * Expr(H * W);
+  auto wtap = [&](int64_t t) { return Load::make(vt, w.buf, Ramp::make((cb * Expr(taps) + Expr(t)) * Expr(int64_t(b)), Expr(1), b)); };
+
+  // Output columns `ows` (Exprs) of this row; `static_cols` (when the columns are known
+  // border columns) limits each one's taps to those inside the input.
+  auto columns = [&](const std::vector<Expr> &ows, const std::vector<int64_t> &static_cols) {
+    int nv = static_cast<int>(ows.size());
+    Accs acc{c.fresh("acc"), b};
+    std::vector<Stmt> body;
+    for (int i = 0; i < nv; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      Expr ih = oh * Expr(sh) + Expr(ky * dh - pad_h);
+      std::vector<Stmt> row;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        std::string wn = c.fresh("w");
+        std::vector<Stmt> fmas;
+        for (int i = 0; i < nv; ++i) {
+          if (!static_cols.empty() && !col_ok(static_cols[i], kx)) continue;
+          Expr iw = ows[i] * Expr(sw) + Expr(kx * dw - pad_w);
+          Expr xv = Load::make(vt, x_buf(c), Ramp::make((plane + ih * Expr(W) + iw) * Expr(int64_t(b)), Expr(1), b));
+          fmas.push_back(acc.fma(i, Var::make(vt, wn), xv));
+        }
+        if (!fmas.empty()) row.push_back(LetStmt::make(wn, wtap(ky * kw + kx), Block::make(fmas)));
+      }
+      if (!row.empty()) body.push_back(IfThenElse::make(ih >= Expr(0) && ih < Expr(H), Block::make(row)));
+    }
+    for (int i = 0; i < nv; ++i) {
+      Expr at = (((n * Expr(CB) + cb) * Expr(OH) + oh) * Expr(OW) + ows[i]) * Expr(int64_t(b));
+      body.push_back(blocked_epilogue(c, y, at, cb * Expr(int64_t(b)), acc.get(i), b));
+    }
+    return Allocate::make(acc.buf, f, Expr(int64_t(nv * b)), Block::make(body));
+  };
+  std::vector<Stmt> row;
+  for (int64_t ow = 0; ow < lo; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
+  // Interior columns in groups of U; the last group ends at `hi`, overlapping the one
+  // before (recomputed: the same values); fewer than U interior columns run one by one.
+  const int64_t U = std::min<int64_t>(4, std::max<int64_t>(1, hi - lo));
+  if (hi > lo) {
+    int64_t groups = (hi - lo + U - 1) / U;
+    std::vector<Expr> ows;
+    for (int64_t u = 0; u < U; ++u) ows.push_back(min(Expr(lo) + vg * Expr(U), Expr(hi - U)) + Expr(u));
+    row.push_back(For::make(g, Expr(0), Expr(groups), ForKind::Serial, columns(ows, {})));
+  }
+  for (int64_t ow = hi; ow < OW; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
+  return For::make(item, Expr(0), x.N * Expr(CB * OH), ForKind::Parallel, Block::make(row));
+}
+
+}  // namespace
+
+Stmt lower_blocked_conv(LowerContext &c) {
+  const Operand &w = c.in[1];
+  internal_assert(c.in[0].dtype == DType::F32 && w.dtype == DType::F32 && c.out[0].dtype == DType::F32 && w.rank() == 4)
+      << c.node.describe() << ": blocked convs are f32 with 4-D weights";
+  ConvAttrs a = ConvAttrs::read(c.node, 2, static_kernel_dims(c, w));
+  Blocked x = blocked_input(c);
+  std::vector<int64_t> pad(2);
+  for (int d = 0; d < 2; ++d) {
+    Expr o, p;
+    a.geometry(d, d == 0 ? x.H : x.W, o, p);
+    pad[d] = static_dim(c, p, "padding");
+  }
+  int64_t cin_g = static_dim(c, w.shape[1], "weight's input channels");
+  if (cin_g == 1 && a.group > 1) return blocked_depthwise(c, a, pad[0], pad[1]);
+  internal_assert(a.group == 1 && a.kernel[0] == 1 && a.kernel[1] == 1 && pad[0] == 0 && pad[1] == 0)
+      << c.node.describe() << ": blocked convs are 1x1 without padding or depthwise";
+  return blocked_pointwise(c, a);
+}
+
+Stmt lower_blocked_global_pool(LowerContext &c) {
+  const Operand &y = c.out[0];
+  Blocked x = blocked_input(c);
+  const int b = static_cast<int>(x.b);
+  Type f = Type::f(32), vt = Type::f(32, b);
+  Expr HW = x.H * x.W;
+  std::string item = c.fresh("blk"), p = c.fresh("p"), q = c.fresh("q");
+  Expr vi = Var::make(Type::index(), item), vp = Var::make(Type::index(), p), vq = Var::make(Type::index(), q);
+  // Four partial sums (independent add chains), then the pixels past the last group of 4.
+  Accs acc{c.fresh("acc"), b};
+  auto px = [&](Expr at) { return Load::make(vt, x_buf(c), Ramp::make((vi * HW + at) * Expr(int64_t(b)), Expr(1), b)); };
+  std::vector<Stmt> body, four;
+  for (int i = 0; i < 4; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
+  for (int i = 0; i < 4; ++i) four.push_back(Store::make(acc.buf, acc.get(i) + px(vp * Expr(4) + Expr(i)), acc.at(i)));
+  body.push_back(For::make(p, Expr(0), HW / Expr(4), ForKind::Serial, Block::make(four)));
+  body.push_back(For::make(q, HW / Expr(4) * Expr(4), HW % Expr(4), ForKind::Serial,
+                           Store::make(acc.buf, acc.get(0) + px(vq), acc.at(0))));
+  Expr mean = (acc.get(0) + acc.get(1) + (acc.get(2) + acc.get(3))) / Broadcast::make(cast(f, HW), b);
+  body.push_back(Store::make(y.buf, mean, Ramp::make(vi * Expr(int64_t(b)), Expr(1), b)));
+  return For::make(item, Expr(0), x.N * x.CB, ForKind::Serial,
+                   Allocate::make(acc.buf, f, Expr(int64_t(4 * b)), Block::make(body)));
+}
+
+Stmt lower_to_blocked(LowerContext &c) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  internal_assert(x.rank() == 4 && y.rank() == 5) << c.node.describe() << ": expects NCHW in, blocked out";
+  int64_t b = static_dim(c, y.shape[4], "block");
+  Expr C = x.shape[1], H = x.shape[2], W = x.shape[3], CB = y.shape[1];
+  Type t = x.storage();
+  // Work items: (image, block, row); per pixel the block's channels gathered (stride H*W)
+  // when the block is whole, else one by one with the channels past C zero.
+  std::string item = c.fresh("row"), wn = c.fresh("w"), ln = c.fresh("l");
+  Expr vi = Var::make(Type::index(), item), vw = Var::make(Type::index(), wn), vl = Var::make(Type::index(), ln);
+  Expr h = vi % H, cb = vi / H % CB, n = vi / (H * CB);
+  Expr c0 = cb * Expr(b);
+  Expr dst = (((n * CB + cb) * H + h) * W + vw) * Expr(b);
+  Expr src = ((n * C + c0) * H + h) * W + vw;
+  Stmt whole = Store::make(y.buf, Load::make(t.with_lanes(static_cast<int>(b)), x.buf, Ramp::make(src, H * W, static_cast<int>(b))),
+                           Ramp::make(dst, Expr(1), static_cast<int>(b)));
+  Expr ch = c0 + vl;
+  Stmt part = For::make(ln, Expr(0), Expr(b), ForKind::Serial,
+                        Store::make(y.buf, select(ch < C, Load::make(t, x.buf, select(ch < C, src + vl * H * W, Expr(0))), make_zero(t)),
+                                    dst + vl));
+  Stmt px = IfThenElse::make(c0 + Expr(b) <= C, whole, part);
+  return For::make(item, Expr(0), x.shape[0] * CB * H, ForKind::Parallel, For::make(wn, Expr(0), W, ForKind::Serial, px));
+}
+
+Stmt lower_from_blocked(LowerContext &c) {
+  const Operand &x = c.in[0], &y = c.out[0];
+  internal_assert(x.rank() == 5 && y.rank() == 4) << c.node.describe() << ": expects blocked in, NCHW out";
+  int64_t b = static_dim(c, x.shape[4], "block");
+  Expr C = y.shape[1], H = y.shape[2], W = y.shape[3], CB = x.shape[1];
+  Type t = x.storage();
+  // Work items: (image, block, row), so the block's row (W x b) stays in L1 while each of
+  // its channels is read out (stride b: gathers of b pixels, then single pixels).
+  std::string item = c.fresh("row"), ln = c.fresh("l"), vn = c.fresh("v"), wn = c.fresh("w");
+  Expr vi = Var::make(Type::index(), item), vl = Var::make(Type::index(), ln), vv = Var::make(Type::index(), vn),
+       vw = Var::make(Type::index(), wn);
+  Expr h = vi % H, cb = vi / H % CB, n = vi / (H * CB);
+  Expr ch = cb * Expr(b) + vl;
+  Expr src_row = (((n * CB + cb) * H + h) * W) * Expr(b) + vl, dst_row = ((n * C + ch) * H + h) * W;
+  int lanes = static_cast<int>(b);
+  Stmt vec = Store::make(y.buf, Load::make(t.with_lanes(lanes), x.buf, Ramp::make(src_row + vv * Expr(b * b), Expr(b), lanes)),
+                         Ramp::make(dst_row + vv * Expr(b), Expr(1), lanes));
+  Stmt one = Store::make(y.buf, Load::make(t, x.buf, src_row + vw * Expr(b)), dst_row + vw);
+  Expr nvec = W / Expr(b);
+  Stmt channel = Block::make({For::make(vn, Expr(0), nvec, ForKind::Serial, vec),
+                              For::make(wn, nvec * Expr(b), W - nvec * Expr(b), ForKind::Serial, one)});
+  Stmt body = For::make(ln, Expr(0), min(Expr(b), C - cb * Expr(b)), ForKind::Serial, channel);
+  return For::make(item, Expr(0), x.shape[0] * CB * H, ForKind::Parallel, body);
+}
+
+}  // namespace kiln
