@@ -75,15 +75,17 @@ Stmt blocked_pointwise(LowerContext &c, const ConvAttrs &a) {
   internal_assert(K > (ICB - 1) * b && K <= ICp) << c.node.describe() << ": in_channels " << K << " do not fit " << ICB << " blocks";
   int64_t sh = a.strides[0], sw = a.strides[1];
   bool dense = sh == 1 && sw == 1;
-  // Registers: R x nb accumulators + nb weight vectors + broadcasts in flight; R x 2 = 24
-  // of 32 (AVX-512, NEON; more spill) or 12 of 16 (AVX2). Rows of tiles as even as the
-  // pixel count allows (49 pixels: 5 tiles of 10, not 4 of 12 and an overlapping one).
-  int64_t r_max = c.opts.vector_registers >= 32 ? 12 : 6;
-  int64_t T0 = (P + r_max - 1) / r_max, R = (P + T0 - 1) / T0;
-  int64_t T = (P + R - 1) / R;  // the last tile ends at P, overlapping the one before
+  // Registers: R x nb accumulators + nb weight vectors + broadcasts in flight; R x nb = 24
+  // of 32 (AVX-512, NEON; more spill) or 12 of 16 (AVX2), so a lone last block runs twice
+  // the pixels. Tiles as even as the pixel count allows (49 pixels, nb = 2: 5 tiles of
+  // 10, not 4 of 12 and an overlapping one).
+  const int64_t acc_regs = c.opts.vector_registers >= 32 ? 24 : 12;
   Type f = Type::f(32), vt = Type::f(32, b);
 
   auto loop = [&](int nb, int64_t groups, Expr ocb_first) {
+    int64_t r_max = acc_regs / nb;
+    int64_t T0 = (P + r_max - 1) / r_max, R = (P + T0 - 1) / T0;
+    int64_t T = (P + R - 1) / R;  // the last tile ends at P, overlapping the one before
     std::string item = c.fresh("item"), icb = c.fresh("icb"), l = c.fresh("l");
     Expr vi = Var::make(Type::index(), item);
     Expr t = vi % Expr(T), grp = vi / Expr(T) % Expr(groups), n = vi / Expr(T * groups);

@@ -281,12 +281,17 @@ bool same_shape(const Operand &a, const Operand &b) {
 }
 
 // Where an operand's elements of one output row are: base + j * stride (stride 0 when
-// the operand is broadcast along the last dim, 1 when it runs along it).
+// the operand is broadcast along the last dim, 1 when it runs along it), or with a
+// `period`, base + j % period (broadcast along the row's outer dims, full along its inner
+// ones: a per-channel scale of NCHWc blocks, [N, CB, 1, 1, b] over [N, CB, H, W, b];
+// vectors never straddle a period, which the lanes divide).
 struct RowAccess {
   const Operand *o;
   Expr base, stride;
+  int64_t period = 0;
 
   Expr value(Expr j, int lanes) const {
+    if (period) return run_load(o->storage(), o->buf, base, j % Expr(period), lanes);
     if (lanes == 1 || is_const(stride, 0)) return splat(load_flat(*o, base + j * stride), lanes);
     return run_load(o->storage(), o->buf, base, j, lanes);
   }
@@ -332,16 +337,37 @@ Stmt schedule_elementwise(LowerContext &c, const std::vector<const Operand *> &i
     if (od < 0 || is_const(o.shape[od], 1)) return 0;
     return same_dim(o.shape[od], y.shape[d]) ? 1 : 2;
   };
+  // Or broadcast over the outer dims of the suffix and full over its inner ones, when
+  // the inner dims' size is static and a whole number of vectors (`period`).
+  auto period_of = [&](const Operand &o, int k) -> int64_t {
+    int64_t inner = 1;
+    bool outer = false;
+    for (int d = r - k; d < r; ++d) {
+      if (is_const(y.shape[d], 1)) continue;
+      int st = state(o, d);
+      if (st == 0) {
+        if (inner > 1) return -1;  // full, then broadcast again
+        outer = true;
+      } else {
+        auto *e = y.shape[d].as<IntImm>();
+        if (!e) return -1;
+        inner *= e->value;
+      }
+    }
+    return outer && inner > 1 ? (inner % lanes == 0 && lanes > 1 ? inner : -1) : 0;
+  };
   for (int k = 2; k <= r; ++k) {
     bool ok = true;
     for (const Operand *o : ins) {
       int first = -1;
-      for (int d = r - k; d < r && ok; ++d) {
+      bool uniform = true;
+      for (int d = r - k; d < r; ++d) {
         if (is_const(y.shape[d], 1)) continue;
         int st = state(*o, d);
-        if (st == 2 || (first >= 0 && st != first)) ok = false;
+        if (st == 2 || (first >= 0 && st != first)) uniform = false;
         if (first < 0) first = st;
       }
+      ok = ok && (uniform || period_of(*o, k) > 0);
     }
     if (!ok) break;
     suffix = k;
@@ -361,6 +387,11 @@ Stmt schedule_elementwise(LowerContext &c, const std::vector<const Operand *> &i
     int w = lanes;
     for (const Operand *o : ins) {
       Expr stride;
+      int64_t period = suffix > 1 ? period_of(*o, suffix) : 0;
+      if (period > 0) {
+        in.push_back({o, flat_index(o->shape, broadcast_index(*o, idx)), Expr(0), period});
+        continue;
+      }
       if (suffix > 1) {
         bool full = false;
         for (int d = r - suffix; d < r; ++d) full = full || (!is_const(y.shape[d], 1) && state(*o, d) == 1);

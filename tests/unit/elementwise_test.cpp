@@ -92,6 +92,9 @@ TEST(ElementwiseO1, BroadcastingBinaryOps) {
       // mixed patterns that keep rows of the last dim.
       {{2, 6, 7, 9}, {2, 6, 1, 1}}, {{2, 6, 7, 9}, {6, 1, 1}}, {{2, 3, 4, 5}, {1, 1, 4, 5}},
       {{2, 3, 4, 5}, {3, 1, 5}},    {{1, 3, 1, 9}, {1, 3, 5, 9}},
+      // Broadcast over the row's outer dims, full over its inner ones (NCHWc blocks scaled
+      // per channel: 16 and 8 lanes a period), and a period no vector width divides.
+      {{2, 3, 5, 7, 16}, {2, 3, 1, 1, 16}}, {{1, 2, 3, 3, 8}, {1, 2, 1, 1, 8}}, {{2, 3, 5, 7, 6}, {2, 3, 1, 1, 6}},
   };
   for (const char *op : {"Add", "Sub", "Mul", "Div", "PRelu", "Pow", "Max", "Greater"}) {
     for (auto &c : cases) {
