@@ -394,6 +394,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     t.b_base = Expr(0);
     t.b_sk = Expr(0);
     t.b_packed_nw = nw;
+    t.prefetch_packed = true;
     t.M = N;
     t.N = M;
     t.K = K;
@@ -425,6 +426,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     g.a_sm = K;
     g.a_sk = Expr(1);
     g.a_packed_mr = static_cast<int>(c.node.attr_i("packed_mr", 0));
+    g.prefetch_packed = true;
     internal_assert(g.a_packed_mr == 0 || g.a_packed_mr == gemm_tile_for(c.opts).mr)
         << c.node.describe() << ": weights packed for " << g.a_packed_mr << "-row tiles";
     g.b = x.buf;
@@ -450,6 +452,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
   g.a_sm = K;
   g.a_sk = Expr(1);
   g.a_packed_mr = static_cast<int>(c.node.attr_i("packed_mr", 0));
+  g.prefetch_packed = true;
   internal_assert(g.a_packed_mr == 0 || g.a_packed_mr == gemm_tile_for(c.opts).mr)
       << c.node.describe() << ": weights packed for " << g.a_packed_mr << "-row tiles";
   g.M = Mg;

@@ -86,6 +86,20 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
       fmas.push_back(Store::make(acc, sum, acc_at(i, v)));
     }
   }
+  // Weights packed at compile time stream from memory (a model's weights do not stay in
+  // the caches between runs): prefetched kPrefetchK iterations ahead, one line per k.
+  constexpr int64_t kPrefetchK = 48;
+  std::vector<Expr> ahead;
+  Expr vk_ahead = vk + Expr(kPrefetchK);
+  if (g.prefetch_packed && g.a_packed_mr == mr) {
+    ahead.push_back(call(Type::index(), "prefetch", {Load::make(Type::f(32), g.a, g.a_base + m0 * g.a_sm + vk_ahead * Expr(mr)), Expr(0)}));
+  }
+  if (g.prefetch_packed && g.b_packed_nw && is_const(bs.sk, g.b_packed_nw)) {
+    for (int l = 0; l < nw; l += 16) {
+      ahead.push_back(call(Type::index(), "prefetch", {Load::make(Type::f(32), bs.buf, bs.base + vk_ahead * bs.sk + Expr(int64_t(l))), Expr(0)}));
+    }
+  }
+  if (!ahead.empty()) fmas.push_back(prefetch_stmt(c, ahead));
   Stmt kbody = Block::make(fmas);
   for (size_t l = lets.size(); l-- > 0;) kbody = LetStmt::make(lets[l].first, lets[l].second, kbody);
   Stmt kloop = For::make(k, kb.k0, kb.len, ForKind::Serial, kbody);
