@@ -1,12 +1,21 @@
 // The persistent thread pool (runtime/thread_pool.cpp): every item of a parallel loop runs
 // exactly once, in contiguous chunks, for any item count and thread count; chunks shrink
-// as the loop drains (guided scheduling); a loop inside a parallel body runs inline.
+// as the loop drains (guided scheduling); a loop inside a parallel body runs inline;
+// workers are pinned to distinct CPUs where the process has enough of them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <chrono>
+#include <cstdlib>
+#include <set>
+#include <thread>
 #include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #include "runtime/thread_pool.h"
 
@@ -43,7 +52,9 @@ TEST_F(ThreadPoolTest, EveryItemRunsExactlyOnce) {
         continue;
       }
       for (auto [b, e] : chunks) EXPECT_LE(e - b, std::max<int64_t>(1, n / (2 * threads))) << n << " items";
-      if (n >= 1000) EXPECT_EQ(chunks.back().second - chunks.back().first, 1) << n << " items";
+      if (n >= 1000) {
+        EXPECT_EQ(chunks.back().second - chunks.back().first, 1) << n << " items";
+      }
     }
   }
 }
@@ -68,6 +79,59 @@ TEST_F(ThreadPoolTest, EmptyAndNestedLoops) {
   });
   EXPECT_EQ(inner.load(), 800);
 }
+
+#if defined(__linux__)
+std::vector<int> allowed() {
+  cpu_set_t set;
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+TEST_F(ThreadPoolTest, WorkersArePinnedToDistinctCpus) {
+  std::vector<int> cpus = allowed();
+  if (cpus.size() < 2) GTEST_SKIP() << "one CPU";
+  int threads = static_cast<int>(std::min<size_t>(cpus.size(), 4));
+  set_num_threads(threads);
+  std::vector<int> pinned = pool_worker_cpus();
+  ASSERT_EQ(pinned.size(), static_cast<size_t>(threads - 1));
+  std::set<int> distinct(pinned.begin(), pinned.end());
+  EXPECT_EQ(distinct.size(), pinned.size());
+  for (int c : pinned) EXPECT_NE(std::find(cpus.begin(), cpus.end(), c), cpus.end()) << c;
+  // The workers run where they are pinned (a worker that met the caller on its CPU moved
+  // to a free one when it joined the loop: compare with where they are after it).
+  std::thread::id caller = std::this_thread::get_id();
+  std::mutex m;
+  std::set<int> seen;
+  parallel_for(0, 64, [&](int64_t b, int64_t e) {
+    std::this_thread::sleep_for(std::chrono::microseconds(200 * (e - b)));
+    if (std::this_thread::get_id() == caller) return;
+    std::lock_guard<std::mutex> g(m);
+    seen.insert(sched_getcpu());
+  });
+  pinned = pool_worker_cpus();
+  for (int c : seen) EXPECT_NE(std::find(pinned.begin(), pinned.end(), c), pinned.end()) << "a worker ran on CPU " << c;
+  distinct = std::set<int>(pinned.begin(), pinned.end());
+  EXPECT_EQ(distinct.size(), pinned.size());
+}
+
+TEST_F(ThreadPoolTest, NoPinningWhenOptedOutOrOversubscribed) {
+  size_t ncpu = allowed().size();
+  setenv("KILN_PIN_THREADS", "0", 1);
+  set_num_threads(2);
+  unsetenv("KILN_PIN_THREADS");
+  EXPECT_EQ(pool_worker_cpus(), std::vector<int>({-1}));
+  // More threads than CPUs: none pinned, and loops still run every item once.
+  int threads = static_cast<int>(ncpu) + 1;
+  set_num_threads(threads);
+  EXPECT_EQ(pool_worker_cpus(), std::vector<int>(static_cast<size_t>(threads - 1), -1));
+  std::atomic<int64_t> sum{0};
+  parallel_for(0, 1000, [&](int64_t b, int64_t e) { sum.fetch_add(e - b); });
+  EXPECT_EQ(sum.load(), 1000);
+}
+#endif
 
 }  // namespace
 }  // namespace kiln
