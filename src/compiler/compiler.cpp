@@ -1,6 +1,7 @@
 #include "compiler/compiler.h"
 
 #include <chrono>
+#include <cstring>
 #include <iostream>
 #include <mutex>
 
@@ -58,7 +59,45 @@ std::unique_ptr<CompiledModel> CompiledModel::compile(Model model, const Compile
 }
 
 std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inputs) const {
+  if (stats_.batch_split > 1) return run_split(inputs);
   return runner_->run(order_inputs(*model_.graph, inputs), nullptr);
+}
+
+std::vector<Tensor> CompiledModel::run_split(const std::map<std::string, Tensor> &inputs) const {
+  const int64_t n = stats_.batch_split;
+  for (auto &[name, t] : inputs) {
+    user_assert(t.rank() >= 1 && t.shape()[0] == n)
+        << "input '" << name << "' has shape " << shape_str(t.shape()) << ", the model was compiled for a batch of "
+        << n << " on dim 0";
+  }
+  // Sample i of every input, in place: dim 0 is outermost, so each sample is contiguous.
+  auto sample = [n](const Tensor &t, int64_t i) {
+    std::vector<int64_t> shape = t.shape();
+    shape[0] = 1;
+    size_t bytes = t.nbytes() / static_cast<size_t>(n);
+    return Tensor::borrow(t.dtype(), shape, static_cast<char *>(const_cast<void *>(t.data())) + bytes * i);
+  };
+  std::vector<Tensor> outs;
+  for (int64_t i = 0; i < n; ++i) {
+    std::map<std::string, Tensor> one;
+    for (auto &[name, t] : inputs) one.emplace(name, sample(t, i));
+    std::vector<Tensor> r = runner_->run(order_inputs(*model_.graph, one), nullptr);
+    if (i == 0) {
+      for (const Tensor &o : r) {
+        internal_assert(o.rank() >= 1 && o.shape()[0] == 1) << "split batch: an output of one sample has shape "
+                                                           << shape_str(o.shape());
+        std::vector<int64_t> shape = o.shape();
+        shape[0] = n;
+        outs.emplace_back(o.dtype(), shape);
+      }
+    }
+    for (size_t k = 0; k < r.size(); ++k) {
+      internal_assert(r[k].nbytes() * static_cast<size_t>(n) == outs[k].nbytes())
+          << "split batch: output " << k << " changed shape between samples";
+      std::memcpy(static_cast<char *>(outs[k].data()) + r[k].nbytes() * i, r[k].data(), r[k].nbytes());
+    }
+  }
+  return outs;
 }
 
 std::optional<MemoryPlan> CompiledModel::static_memory_plan() const { return runner_->static_memory_plan(); }

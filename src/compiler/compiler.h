@@ -24,6 +24,9 @@ struct CompileOptions {
   std::string print_after;  // pass name whose output IR is printed to stderr ("all" for every pass)
   bool progress = false;    // progress lines on stderr
   bool kernel_cache = true;  // reuse compiled kernels from disk (codegen/kernel_cache.h)
+  // -O2+: compile a conv net pinned to a batch of N > 1 for one sample and run the samples
+  // one after another (passes/batch_split.cpp). Model libraries keep the batch whole.
+  bool split_batch = true;
 };
 
 struct CompileStats {
@@ -34,6 +37,8 @@ struct CompileStats {
   // Object groups (of the model's kernels and of constant folding) loaded from the kernel
   // cache, and compiled with LLVM because they were not there. Zero with the cache off.
   size_t kernel_cache_hits = 0, kernel_cache_misses = 0;
+  // N when the model runs a batch of N as N samples of one (split-batch), else 0.
+  int64_t batch_split = 0;
 };
 
 class GraphRunner;
@@ -50,7 +55,9 @@ class CompiledModel {
   const CompileStats &stats() const { return stats_; }
 
   // Runs with named inputs; checks names, dtypes and shapes (user_error on mismatch).
-  // Returns the graph outputs in order.
+  // Returns the graph outputs in order. With a split batch (stats().batch_split = N) the
+  // inputs carry N samples on dim 0 while graph() is the one-sample graph; the outputs are
+  // the samples' outputs stacked.
   std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
   // The static memory plan (arena vs. all intermediates) when shapes are static.
   std::optional<MemoryPlan> static_memory_plan() const;
@@ -73,6 +80,7 @@ class CompiledModel {
   KernelTable kernels_;
   std::unique_ptr<JitSpecializer> specializer_;
   std::unique_ptr<GraphRunner> runner_;
+  std::vector<Tensor> run_split(const std::map<std::string, Tensor> &inputs) const;
 };
 
 // Runs the graph passes of `opt_level` in order (the pipeline of DESIGN.md). Constant

@@ -73,7 +73,9 @@ LibraryStats compile_library(Model model, const CompileOptions &opts, const std:
   lopts.vector_bits = target.vector_bits();
   lopts.vector_registers = target.vector_registers();
   auto t0 = std::chrono::steady_clock::now();
-  run_pipeline(model, opts, folder, lopts, stats.compile);
+  CompileOptions whole = opts;
+  whole.split_batch = false;  // the library runtime runs a batch whole (no sample loop)
+  run_pipeline(model, whole, folder, lopts, stats.compile);
   stats.compile.seconds_passes = seconds_since(t0);
 
   t0 = std::chrono::steady_clock::now();

@@ -58,6 +58,16 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
   // O0: cleanup, shapes, constants.
   run_pass("remove-identities", m, o, [](Graph &g) { remove_identities(g); });
   run_pass("infer-shapes", m, o, [](Graph &g) { infer_shapes(g); });
+  if (o.opt_level >= 2 && o.split_batch) {
+    // O2: a conv net on a batch runs sample by sample (batch_split.cpp): compiled for one.
+    if (int64_t n = batch_split_factor(*m.graph)) {
+      run_pass("split-batch", m, o, [](Graph &g) {
+        for (Value *v : g.inputs) v->shape[0] = Dim(int64_t{1});
+        infer_shapes(g);
+      });
+      stats.batch_split = n;
+    }
+  }
   run_pass("fold-constants", m, o, [&](Graph &g) { fold_constants(g, eval); });
   run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   stats.folded = before - m.graph->nodes.size();

@@ -59,6 +59,12 @@ void fuse_elementwise(Graph &g);
 // b = channels per block (the target's f32 vector lanes).
 void blocked_layout(Graph &g, int b);
 
+// Batch splitting (-O2 and above, batch_split.cpp): N when every graph input has batch
+// N > 1 on dim 0, every node that depends on the inputs treats the samples independently
+// and the graph has convs -- the pipeline then compiles it for one sample and
+// CompiledModel::run runs the samples one after another. 0 otherwise.
+int64_t batch_split_factor(const Graph &g);
+
 void pack_conv_weights(Graph &g, int mr, int nw);
 // The constant 2-D weights of FusedMatMuls at least `nw` wide, stored as column panels of
 // nw (one contiguous K x nw block per tile column), the columns past the last whole panel

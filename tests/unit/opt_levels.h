@@ -19,11 +19,14 @@
 
 namespace kiln::test {
 
+// Batches stay whole (no split-batch) unless `split_batch`: the kernel tests exercise the
+// kernels' sample loops, which model libraries and unsplittable graphs run.
 inline std::unique_ptr<CompiledModel> compile_at(const std::string &text, int opt_level,
-                                               const std::string &target = "native") {
+                                               const std::string &target = "native", bool split_batch = false) {
   CompileOptions o;
   o.opt_level = opt_level;
   o.target = target;
+  o.split_batch = split_batch;
   return CompiledModel::compile(parse_model(text), o);
 }
 

@@ -33,10 +33,17 @@ const char *kHelp =
     "  --json             one JSON object on stdout, for programs\n"
     "  --help             this text\n";
 
-nlohmann::json shape_json(const Value *v) {
+// A value's shape, with dim 0 as the batch of `split` samples when the model runs split.
+Shape batch_shape(const Value *v, int64_t split) {
+  Shape s = v->shape;
+  if (split > 1 && !s.empty()) s[0] = Dim(split);
+  return s;
+}
+
+nlohmann::json shape_json(const Value *v, int64_t split = 0) {
   nlohmann::json s = nlohmann::json::array();
   if (!v->has_shape) return nullptr;
-  for (auto &d : v->shape) {
+  for (auto &d : batch_shape(v, split)) {
     if (d.is_const()) s.push_back(d.value());
     else s.push_back(d.str());
   }
@@ -118,14 +125,27 @@ int cmd_inspect(int argc, char **argv) {
   std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
   const Graph &g = cm->graph();
   ModelStats st = compute_stats(g, symbols);
+  // A split batch runs the one-sample graph once per sample: whole-batch figures.
+  const int64_t split = cm->stats().batch_split;
+  if (split > 1) {
+    st.flops *= static_cast<double>(split);
+    st.bytes_moved *= static_cast<double>(split);
+    st.bytes_moved_unfused *= static_cast<double>(split);
+    for (auto &fg : st.groups) {
+      fg.flops *= static_cast<double>(split);
+      fg.bytes *= static_cast<double>(split);
+      fg.bytes_unfused *= static_cast<double>(split);
+    }
+  }
 
   if (a.flag("--json")) {
     nlohmann::json j;
     j["model"] = a.positional[0];
     j["producer"] = cm->model().producer;
     j["opset"] = cm->model().opset;
-    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
-    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v)}});
+    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, split)}});
+    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, split)}});
+    j["batch_split"] = split;
     j["parameters"] = st.parameters;
     j["parameter_bytes"] = st.parameter_bytes;
     j["flops"] = st.flops;
@@ -150,10 +170,17 @@ int cmd_inspect(int argc, char **argv) {
   std::cout << "producer:   " << (cm->model().producer.empty() ? "?" : cm->model().producer) << ", opset "
             << cm->model().opset << "\n";
   std::cout << "inputs:\n";
-  for (const Value *v : g.inputs) std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << shape_str(v->shape) << "\n";
+  for (const Value *v : g.inputs) {
+    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << shape_str(batch_shape(v, split)) << "\n";
+  }
   std::cout << "outputs:\n";
   for (const Value *v : g.outputs) {
-    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << (v->has_shape ? shape_str(v->shape) : "[?]") << "\n";
+    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << (v->has_shape ? shape_str(batch_shape(v, split)) : "[?]")
+              << "\n";
+  }
+  if (split > 1) {
+    std::cout << "batch:      " << split << " samples run one after another (split-batch: kernels, memory plan and --ir "
+              << "are for one sample)\n";
   }
   std::cout << "parameters: " << human(static_cast<double>(st.parameters)) << " (" << st.parameter_bytes / (1024.0 * 1024.0)
             << " MiB)\n";
