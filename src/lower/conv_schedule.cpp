@@ -395,6 +395,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     t.b_sk = Expr(0);
     t.b_packed_nw = nw;
     t.prefetch_packed = true;
+    t.prefetch_next_panel = true;
     t.M = N;
     t.N = M;
     t.K = K;

@@ -49,10 +49,17 @@ struct KBlock {
   Expr first, last;  // bool
 };
 
+// Row tile `r` of a packed B panel whose next panel starts at `base` (both defined when the
+// tiles walk a panel's rows in turn): row tiles prefetch one line of the next panel per k,
+// so the first row tile of that panel finds it in L2 instead of memory.
+struct NextPanel {
+  Expr base, r;
+};
+
 // One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1 of C. When `n_valid` is
 // defined, only the first n_valid columns are finished (the rest is padding of B).
 Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n0, int mr, int nv, int vl,
-          Expr n_valid = Expr(), KBlock kb = {}) {
+          Expr n_valid = Expr(), KBlock kb = {}, const NextPanel &next = {}) {
   if (!kb.k0.defined()) kb = {Expr(0), g.K, make_const(Type::boolean(), 1), make_const(Type::boolean(), 1)};
   Type vt = Type::f(32, vl);
   int nw = nv * vl;
@@ -98,6 +105,15 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
     for (int l = 0; l < nw; l += 16) {
       ahead.push_back(call(Type::index(), "prefetch", {Load::make(Type::f(32), bs.buf, bs.base + vk_ahead * bs.sk + Expr(int64_t(l))), Expr(0)}));
     }
+  }
+  if (next.base.defined()) {
+    // The next panel's K * nw / 16 lines in parts of K lines: row tile r takes part
+    // (r - 1) mod parts, so row tiles 1 .. parts cover it (and row tile 0, streaming its
+    // own panel, only the last part, which two row tiles per panel then need).
+    int parts = nw / 16;
+    Expr part = (next.r + Expr(parts - 1)) % Expr(parts);
+    ahead.push_back(call(Type::index(), "prefetch",
+                         {Load::make(Type::f(32), g.b, next.base + (part * g.K + vk) * Expr(16)), Expr(0)}));
   }
   if (!ahead.empty()) fmas.push_back(prefetch_stmt(c, ahead));
   Stmt kbody = Block::make(fmas);
@@ -191,7 +207,13 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
     Expr np = g.N / Expr(g.b_packed_nw) * Expr(g.b_packed_nw), rem = g.N - np;
     bs = {g.b, g.b_base + np * g.K - np, rem, n0};
   }
-  Stmt body = tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb);
+  NextPanel next;
+  if (g.prefetch_next_panel && g.b_packed_nw && g.b_packed_nw == nv * vl) {
+    // The tiles walk each panel's row tiles in turn (m fastest): prefetch the next panel.
+    Expr last_n0 = (g.N / Expr(g.b_packed_nw) - Expr(1)) * Expr(g.b_packed_nw);
+    next = {g.b_base + min(n0 + Expr(g.b_packed_nw), last_n0) * g.K, vt % mt};
+  }
+  Stmt body = tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb, next);
   Expr count = mt * nt;
   if (narrow.nv > 0) {
     internal_assert(!g.b_packed_nw) << "a narrow column of tiles over packed panels";

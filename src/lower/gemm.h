@@ -56,6 +56,10 @@ struct GemmSpec {
   // weights: a B panel is read once from memory for many row tiles, and every prefetch
   // after the first row tile only costs.)
   bool prefetch_packed = false;
+  // B in packed panels, tiles walking each panel's row tiles in turn: the row tiles of
+  // one panel prefetch the next panel (one line per k), so that its first row tile does not
+  // wait on memory. Conv GEMMs over 7x7 / strided maps in a model: -10..15% each.
+  bool prefetch_next_panel = false;
 };
 
 // Tile shape for a target: mr x (nv * vl).
