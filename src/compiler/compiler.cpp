@@ -63,6 +63,12 @@ std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inpu
   return runner_->run(order_inputs(*model_.graph, inputs), nullptr);
 }
 
+Shape CompiledModel::caller_shape(const Value &v) const {
+  Shape s = v.shape;
+  if (stats_.batch_split > 1 && !s.empty()) s[0] = Dim(stats_.batch_split);
+  return s;
+}
+
 std::vector<Tensor> CompiledModel::run_split(const std::map<std::string, Tensor> &inputs) const {
   const int64_t n = stats_.batch_split;
   for (auto &[name, t] : inputs) {

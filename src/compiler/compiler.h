@@ -59,6 +59,9 @@ class CompiledModel {
   // inputs carry N samples on dim 0 while graph() is the one-sample graph; the outputs are
   // the samples' outputs stacked.
   std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
+  // A graph input's or output's shape as callers see it: with a split batch, dim 0 is the
+  // whole batch (graph() is the one-sample graph).
+  Shape caller_shape(const Value &v) const;
   // The static memory plan (arena vs. all intermediates) when shapes are static.
   std::optional<MemoryPlan> static_memory_plan() const;
   // Per-node timing of the top-level graph (kiln bench --profile).

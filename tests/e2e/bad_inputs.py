@@ -518,6 +518,24 @@ def target_and_optimization_flags(c):
 
 
 @case
+def split_batch_conv_net(c):
+    # A conv net given a batch of 3 runs it sample by sample (split-batch): run, bench and
+    # inspect fill and show the whole batch; an input of another batch size is an error.
+    w = numpy_helper.from_array(np.full((4, 2, 3, 3), 0.1, dtype=np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 2, 5, 5])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4, 5, 5])]
+    model = save(relu_model(nodes=nodes, inputs=inputs, outputs=outputs, initializers=[w]), c.path("conv.onnx"))
+    c.expect_ok(["run", model, "--shape", "x=3x2x5x5"], "y: f32[3x4x5x5]")
+    c.expect_ok(["bench", model, "--shape", "x=3x2x5x5", "--iterations", "2", "--json"], '"batch_split":3')
+    c.expect_ok(["inspect", model, "--shape", "x=3x2x5x5"], "3 samples run one after another")
+    c.expect_ok(["inspect", model, "--shape", "x=3x2x5x5", "-O1"], "x: f32[3, 2, 5, 5]")
+    two = write_npy(c.path("x2.npy"), np.zeros((2, 2, 5, 5), dtype=np.float32))
+    c.expect_error(["run", model, "--shape", "x=3x2x5x5", "--input", f"x={two}"], ["x", "2x2x5x5"])
+
+
+@case
 def good_model_runs(c):
     # Sanity: the harness's own good model and input work, so the failures above are
     # about the broken piece only.

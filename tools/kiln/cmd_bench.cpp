@@ -38,7 +38,7 @@ const char *kHelp =
     "                        (${KILN_CACHE:-~/.cache/kiln}/kernels; KILN_KERNEL_CACHE=0 also\n"
     "                        turns it off)\n"
     "  --json                one line: {\"model\", \"median_ms\", \"min_ms\", \"p90_ms\",\n"
-    "                        \"samples_ms\", \"compile_s\", \"kernel_cache_hits\", ...}\n"
+    "                        \"samples_ms\", \"compile_s\", \"kernel_cache_hits\", \"batch_split\", ...}\n"
     "  --help                this text\n";
 
 int positive_int(const std::string &text, const std::string &opt, int def, int lo) {
@@ -48,13 +48,14 @@ int positive_int(const std::string &text, const std::string &opt, int def, int l
   return std::stoi(text);
 }
 
-Tensor random_input(const Value &v, std::mt19937_64 &rng) {
+// Random values for graph input `v`, whose callers pass `shape`.
+Tensor random_input(const Value &v, const Shape &shape, std::mt19937_64 &rng) {
   user_assert(v.has_shape) << "input '" << v.name << "' has unknown rank; give it with --input or --shape";
   std::vector<int64_t> dims;
-  for (size_t i = 0; i < v.shape.size(); ++i) {
-    user_assert(v.shape[i].is_const() || i == 0) << "input '" << v.name << "' has symbolic dims "
-                                                 << shape_str(v.shape) << "; fix them with --shape " << v.name << "=...";
-    dims.push_back(v.shape[i].is_const() ? v.shape[i].value() : 1);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    user_assert(shape[i].is_const() || i == 0) << "input '" << v.name << "' has symbolic dims " << shape_str(shape)
+                                               << "; fix them with --shape " << v.name << "=...";
+    dims.push_back(shape[i].is_const() ? shape[i].value() : 1);
   }
   Tensor t(v.dtype, dims);
   std::uniform_real_distribution<double> uf(-1.0, 1.0);
@@ -119,7 +120,7 @@ int cmd_bench(int argc, char **argv) {
   double compile_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::mt19937_64 rng(0);
   for (const Value *v : cm->graph().inputs) {
-    if (!inputs.count(v->name)) inputs[v->name] = random_input(*v, rng);
+    if (!inputs.count(v->name)) inputs[v->name] = random_input(*v, cm->caller_shape(*v), rng);
   }
   for (int i = 0; i < warmup; ++i) cm->run(inputs);
   std::vector<double> ms;
@@ -137,7 +138,8 @@ int cmd_bench(int argc, char **argv) {
                         {"iterations", iterations}, {"threads", num_threads()}, {"compile_s", compile_s},
                         {"opt_level", opts.opt_level}, {"target", opts.target}, {"samples_ms", samples},
                         {"kernel_cache_hits", cm->compiled() ? cm->compiled()->stats().kernel_cache_hits : 0},
-                        {"kernel_cache_misses", cm->compiled() ? cm->compiled()->stats().kernel_cache_misses : 0}};
+                        {"kernel_cache_misses", cm->compiled() ? cm->compiled()->stats().kernel_cache_misses : 0},
+                        {"batch_split", cm->compiled() ? cm->compiled()->stats().batch_split : 0}};
     if (cm->library()) {
       j["target"] = cm->library()->info().target;
       j["opt_level"] = cm->library()->info().opt_level;
@@ -148,6 +150,10 @@ int cmd_bench(int argc, char **argv) {
   } else {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",
                 a.positional[0].c_str(), compile_s, median, ms.front(), p90, iterations, num_threads());
+    if (cm->compiled() && cm->compiled()->stats().batch_split > 1) {
+      std::printf("batch of %lld run one sample at a time (split-batch; -O1 keeps it whole)\n",
+                  static_cast<long long>(cm->compiled()->stats().batch_split));
+    }
   }
   if (a.flag("--profile")) print_profile(*cm, inputs, iterations, size_t(positive_int(a.get("--top"), "--top", 25, 0)));
   return 0;

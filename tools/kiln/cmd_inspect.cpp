@@ -33,17 +33,10 @@ const char *kHelp =
     "  --json             one JSON object on stdout, for programs\n"
     "  --help             this text\n";
 
-// A value's shape, with dim 0 as the batch of `split` samples when the model runs split.
-Shape batch_shape(const Value *v, int64_t split) {
-  Shape s = v->shape;
-  if (split > 1 && !s.empty()) s[0] = Dim(split);
-  return s;
-}
-
-nlohmann::json shape_json(const Value *v, int64_t split = 0) {
+nlohmann::json shape_json(const Value *v, const CompiledModel *cm = nullptr) {
   nlohmann::json s = nlohmann::json::array();
   if (!v->has_shape) return nullptr;
-  for (auto &d : batch_shape(v, split)) {
+  for (auto &d : cm ? cm->caller_shape(*v) : v->shape) {
     if (d.is_const()) s.push_back(d.value());
     else s.push_back(d.str());
   }
@@ -143,8 +136,8 @@ int cmd_inspect(int argc, char **argv) {
     j["model"] = a.positional[0];
     j["producer"] = cm->model().producer;
     j["opset"] = cm->model().opset;
-    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, split)}});
-    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, split)}});
+    for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, cm.get())}});
+    for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, cm.get())}});
     j["batch_split"] = split;
     j["parameters"] = st.parameters;
     j["parameter_bytes"] = st.parameter_bytes;
@@ -171,11 +164,11 @@ int cmd_inspect(int argc, char **argv) {
             << cm->model().opset << "\n";
   std::cout << "inputs:\n";
   for (const Value *v : g.inputs) {
-    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << shape_str(batch_shape(v, split)) << "\n";
+    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << shape_str(cm->caller_shape(*v)) << "\n";
   }
   std::cout << "outputs:\n";
   for (const Value *v : g.outputs) {
-    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << (v->has_shape ? shape_str(batch_shape(v, split)) : "[?]")
+    std::cout << "  " << v->name << ": " << dtype_name(v->dtype) << (v->has_shape ? shape_str(cm->caller_shape(*v)) : "[?]")
               << "\n";
   }
   if (split > 1) {

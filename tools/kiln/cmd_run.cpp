@@ -144,13 +144,14 @@ int cmd_run(int argc, char **argv) {
   for (const Value *v : cm->graph().inputs) {
     if (inputs.count(v->name)) continue;
     user_assert(v->has_shape) << "input '" << v->name << "' has unknown rank; give it with --input or --shape";
+    Shape shape = cm->caller_shape(*v);
     std::vector<int64_t> dims;
-    for (size_t i = 0; i < v->shape.size(); ++i) {
-      const Dim &d = v->shape[i];
+    for (size_t i = 0; i < shape.size(); ++i) {
+      const Dim &d = shape[i];
       if (d.is_const()) {
         dims.push_back(d.value());
       } else {
-        user_assert(i == 0) << "input '" << v->name << "' has symbolic dims " << shape_str(v->shape)
+        user_assert(i == 0) << "input '" << v->name << "' has symbolic dims " << shape_str(shape)
                             << "; fix them with --shape " << v->name << "=... or give --input";
         dims.push_back(1);  // a symbolic leading dim is the batch: 1
       }

@@ -45,6 +45,7 @@ std::unique_ptr<ModelSource> ModelSource::open(const std::string &path, CompileO
 }
 
 const Graph &ModelSource::graph() const { return jit_ ? jit_->graph() : lib_->graph(); }
+Shape ModelSource::caller_shape(const Value &v) const { return jit_ ? jit_->caller_shape(v) : v.shape; }
 
 std::vector<Tensor> ModelSource::run(const std::map<std::string, Tensor> &inputs) const {
   return jit_ ? jit_->run(inputs) : lib_->run(inputs);

@@ -26,6 +26,8 @@ class ModelSource {
                                            const std::map<std::string, Tensor> &inputs, const Args &a);
 
   const Graph &graph() const;
+  // Graph input / output `v`'s shape as callers pass / get it (CompiledModel::caller_shape).
+  Shape caller_shape(const Value &v) const;
   std::vector<Tensor> run(const std::map<std::string, Tensor> &inputs) const;
   void set_profiling(bool on) const;
   std::vector<std::pair<const Node *, double>> profile_ms() const;
