@@ -35,9 +35,19 @@ double node_flops(const Node &n, Eval &e) {
   const Value *y = n.output(0);
   double out = e.numel(y);
   switch (n.kind) {
-    case OpKind::Conv:
-    case OpKind::FusedConv:
     case OpKind::BlockedConv: {
+      // Real channels only: the blocks' padding multiplies zero weights. y is [N, CB, OH, OW, b].
+      if (!y || !y->has_shape || y->shape.size() != 5) return 0;
+      double px = e.dim(y->shape[0]) * e.dim(y->shape[2]) * e.dim(y->shape[3]);
+      double m = static_cast<double>(n.attr_i("out_channels", 0));
+      double taps = 1;
+      for (int64_t k : n.attr_ints("kernel_shape", {1, 1})) taps *= static_cast<double>(k);
+      bool depthwise = n.attr_i("group", 1) > 1;
+      double cin = depthwise ? 1 : static_cast<double>(n.attr_i("in_channels", 0));
+      return 2 * px * m * cin * taps;
+    }
+    case OpKind::Conv:
+    case OpKind::FusedConv: {
       const Value *w = n.input(1);
       if (!w || !w->has_shape) return 0;
       double k = 1;

@@ -299,6 +299,8 @@ void blocked_layout(Graph &g, int b) {
       if (n.input(3)) in[3] = to_blocked(n.input(3), n.name);
       r = emit(OpKind::BlockedConv, n.name);
       r->attrs = n.attrs;
+      r->attrs["out_channels"].kind = Attribute::Kind::Int;  // the real ones (FLOP counts)
+      r->attrs["out_channels"].i = y->shape[1].value();
       if (dw) {
         r->attrs["group"].i = mp;
       } else {

@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "compiler/model_stats.h"
 #include "opt_levels.h"
 
 namespace kiln {
@@ -81,6 +82,24 @@ TEST(BlockedLayout, MobileBlockMatchesReference) {
       }
     }
   }
+}
+
+TEST(BlockedLayout, FlopsCountRealChannels) {
+  // Each blocked conv's FLOPs (kiln inspect) are its NCHW conv's: 24 / 40 / 8 channels are
+  // padded to whole blocks, but the padding multiplies zero weights.
+  std::mt19937 rng(11);
+  std::string text = mobile_block(rng);
+  auto by_node = [](const CompiledModel &m) {  // conv FLOPs in graph order
+    std::vector<double> f;
+    for (auto &g : compute_stats(m.graph()).groups) {
+      if (g.node.rfind("FusedConv", 0) == 0 || g.node.rfind("BlockedConv", 0) == 0) f.push_back(g.flops);
+    }
+    return f;
+  };
+  auto nchw = by_node(*compile_at(text, 1)), blocked = by_node(*compile_at(text, 3));
+  EXPECT_EQ(count(*compile_at(text, 3), OpKind::BlockedConv), 8);
+  ASSERT_EQ(nchw.size(), 8u);
+  EXPECT_EQ(blocked, nchw);
 }
 
 TEST(BlockedLayout, NotBelowO2) {
