@@ -40,8 +40,9 @@ double node_flops(const Node &n, Eval &e) {
       if (!y || !y->has_shape || y->shape.size() != 5) return 0;
       double px = e.dim(y->shape[0]) * e.dim(y->shape[2]) * e.dim(y->shape[3]);
       double m = static_cast<double>(n.attr_i("out_channels", 0));
-      double taps = 1;
-      for (int64_t k : n.attr_ints("kernel_shape", {1, 1})) taps *= static_cast<double>(k);
+      const Value *w = n.input(1);  // [OCp, IC or 1, kh, kw] in every blocked form
+      if (!w || !w->has_shape || w->shape.size() != 4) return 0;
+      double taps = e.dim(w->shape[2]) * e.dim(w->shape[3]);
       bool depthwise = n.attr_i("group", 1) > 1;
       double cin = depthwise ? 1 : static_cast<double>(n.attr_i("in_channels", 0));
       return 2 * px * m * cin * taps;

@@ -36,12 +36,18 @@ void shape_from_blocked(ShapeContext &c) {
 
 void shape_blocked_conv(ShapeContext &c) {
   const Shape &x = c.shape_of(0), &w = c.shape_of(1);
-  int64_t b = block_of(c, x);
+  // A stem reads NCHW [N, C, H, W] (attr `block`: the output's); the others blocked input.
+  bool stem = x.size() == 4;
+  int64_t b = stem ? c.node.attr_i("block", 0) : block_of(c, x);
+  user_assert(b > 0) << c.node.describe() << ": an NCHW input needs a positive `block` for the output";
   user_assert(w.size() == 4 && w[0].is_const() && w[1].is_const() && w[2].is_const() && w[3].is_const())
       << c.node.describe() << ": weights must be static f32[Cp, ICp / group, kh, kw]";
   ConvAttrs a = ConvAttrs::read(c.node, 2, {w[2].value(), w[3].value()});
   user_assert(w[0].value() % b == 0) << c.node.describe() << ": " << w[0].value() << " output channels are not whole blocks of " << b;
-  if (x[1].is_const()) {
+  if (stem) {
+    user_assert(a.group == 1 && (!x[1].is_const() || x[1].value() == w[1].value()))
+        << c.node.describe() << ": weights expect " << w[1].value() << " input channels";
+  } else if (x[1].is_const()) {
     user_assert(w[1].value() * a.group == x[1].value() * b)
         << c.node.describe() << ": weights expect " << w[1].value() * a.group << " input channels, the input holds "
         << x[1].value() * b;

@@ -5,7 +5,8 @@
 // which on 7x7 and 14x14 maps leaves lanes idle or needs gathers), and a 1x1 conv's
 // results are contiguous stores.
 //
-// Candidates: FusedConvs (1x1 group-1 without padding, or depthwise) with static NCHW
+// Candidates: FusedConvs (1x1 group-1 without padding, depthwise, or a stem: a dense conv
+// over <= 4 input channels, which reads NCHW and writes blocked) with static NCHW
 // shapes and constant weights / per-channel vectors; GlobalAveragePool; Mul/Add of
 // same-shape NCHW tensors or of one with a per-channel [N, C, 1, 1] one (squeeze-and-
 // excitation: the broadcast stays a broadcast on the blocked shapes). Connected candidates
@@ -28,7 +29,9 @@ namespace kiln {
 
 namespace {
 
-enum class Role { None, Pointwise, Depthwise, Pool, Binary };
+// Stem: a dense conv over few input channels (an image's 3) reading its NCHW input and
+// writing the blocked output (no ToBlocked after the network's first conv).
+enum class Role { None, Pointwise, Depthwise, Stem, Pool, Binary };
 
 bool static_nchw(const Value *v) {
   if (!v || !v->has_shape || v->dtype != DType::F32 || v->shape.size() != 4) return false;
@@ -61,6 +64,7 @@ Role role_of(const Node &n) {
     if (n.input(3) && (!static_nchw(n.input(3)) || !shapes_same(n.input(3)->shape, y->shape))) return Role::None;
     int64_t group = n.attr_i("group", 1), C = x->shape[1].value(), M = y->shape[1].value();
     if (group == 1 && w->shape()[2] == 1 && w->shape()[3] == 1 && zero_pads(n)) return Role::Pointwise;
+    if (group == 1 && C <= 4 && !n.input(3)) return Role::Stem;
     if (group == C && C == M && w->shape()[1] == 1) {
       // The kernel computes static padding; SAME_* auto_pad resolves to it on static maps.
       return Role::Depthwise;
@@ -94,17 +98,19 @@ Value *padded_vector(Graph &g, const Value *v, int64_t cp) {
 }
 
 // Weights in blocked order for padded channel counts: 1x1 W'[ocb][ic][j] (shape
-// [OCp, ICp, 1, 1]), depthwise W'[cb][tap][j] (shape [Cp, 1, kh, kw]).
-Value *blocked_weights(Graph &g, const Value *wv, bool depthwise, int64_t b) {
+// [OCp, ICp, 1, 1]), depthwise W'[cb][tap][j] (shape [Cp, 1, kh, kw]), stem
+// W'[ocb][ic][tap][j] (shape [OCp, IC, kh, kw]).
+Value *blocked_weights(Graph &g, const Value *wv, Role role, int64_t b) {
   const Tensor &w = *f32_constant(wv);
   int64_t M = w.shape()[0], K = w.shape()[1], kh = w.shape()[2], kw = w.shape()[3];
   int64_t Mp = round_up(M, b), taps = kh * kw;
   const float *src = w.as<float>();
-  if (depthwise) {
-    Tensor p(DType::F32, {Mp, 1, kh, kw});
+  if (role == Role::Depthwise || role == Role::Stem) {
+    int64_t k = role == Role::Stem ? K * taps : taps;  // per output channel
+    Tensor p(DType::F32, {Mp, role == Role::Stem ? K : 1, kh, kw});
     float *dst = p.as<float>();
     for (int64_t m = 0; m < Mp; ++m) {
-      for (int64_t t = 0; t < taps; ++t) dst[((m / b) * taps + t) * b + m % b] = m < M ? src[m * taps + t] : 0.0f;
+      for (int64_t t = 0; t < k; ++t) dst[((m / b) * k + t) * b + m % b] = m < M ? src[m * k + t] : 0.0f;
     }
     return add_constant(g, wv->name + "_blocked", std::move(p));
   }
@@ -164,6 +170,7 @@ void keep_mixed_regions(const Graph &g, const std::vector<Role> &role, std::vect
 
 // The tensors a converted node reads in the blocked layout (not its weights).
 std::vector<const Value *> data_inputs(const Node &n, Role r) {
+  if (r == Role::Stem) return {};  // reads its input in NCHW
   if (r == Role::Pointwise || r == Role::Depthwise) return {n.input(0), n.input(3)};
   return {n.inputs.begin(), n.inputs.end()};
 }
@@ -258,7 +265,7 @@ void blocked_layout(Graph &g, int b) {
   std::map<const Value *, int> blocked_uses;  // NCHW value -> reads by converted nodes
   for (size_t i = 0; i < count; ++i) {
     if (!convert[i]) continue;
-    for (const Value *v : g.nodes[i]->inputs) {
+    for (const Value *v : data_inputs(*g.nodes[i], role[i])) {
       if (v) ++blocked_uses[v];
     }
   }
@@ -287,12 +294,12 @@ void blocked_layout(Graph &g, int b) {
     Node &n = *slot;
     Value *y = n.output(0);
     Node *r = nullptr;
-    if (role[i] == Role::Pointwise || role[i] == Role::Depthwise) {
-      bool dw = role[i] == Role::Depthwise;
+    if (role[i] == Role::Pointwise || role[i] == Role::Depthwise || role[i] == Role::Stem) {
+      bool dw = role[i] == Role::Depthwise, stem = role[i] == Role::Stem;
       int64_t mp = round_up(y->shape[1].value(), b);
       std::vector<Value *> in(n.inputs.size(), nullptr);
-      in[0] = to_blocked(n.input(0), n.name);
-      in[1] = blocked_weights(g, n.input(1), dw, b);
+      in[0] = stem ? n.input(0) : to_blocked(n.input(0), n.name);
+      in[1] = blocked_weights(g, n.input(1), role[i], b);
       for (size_t k : {2, 4, 5}) {
         if (n.input(k)) in[k] = padded_vector(g, n.input(k), mp);
       }
@@ -306,6 +313,10 @@ void blocked_layout(Graph &g, int b) {
       } else {
         r->attrs["in_channels"].kind = Attribute::Kind::Int;
         r->attrs["in_channels"].i = n.input(0)->shape[1].value();
+        if (stem) {
+          r->attrs["block"].kind = Attribute::Kind::Int;  // the output's (the input is NCHW)
+          r->attrs["block"].i = b;
+        }
       }
       r->inputs = in;
     } else if (role[i] == Role::Pool) {
