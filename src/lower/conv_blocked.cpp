@@ -60,6 +60,19 @@ struct Accs {
   Stmt fma(int i, Expr w, Expr x) const { return Store::make(buf, call("fma", {w, x, get(i)}), at(i)); }
 };
 
+// acc[r * nb + j] += w[j] * x[r] for the R broadcasts x and nb weight vectors w, inside
+// the lets that bind them (each loaded once).
+Stmt outer_product(const Accs &acc, const std::vector<std::pair<std::string, Expr>> &lets, const std::vector<Expr> &wv,
+                   const std::vector<Expr> &xv) {
+  std::vector<Stmt> fmas;
+  for (size_t r = 0; r < xv.size(); ++r) {
+    for (size_t j = 0; j < wv.size(); ++j) fmas.push_back(acc.fma(static_cast<int>(r * wv.size() + j), wv[j], xv[r]));
+  }
+  Stmt s = Block::make(fmas);
+  for (size_t i = lets.size(); i-- > 0;) s = LetStmt::make(lets[i].first, lets[i].second, s);
+  return s;
+}
+
 // 1x1 conv (group 1, no padding, any stride). Work items: (image, pair of output blocks,
 // tile of R pixels), tiles fastest so a thread's consecutive items reuse one pair's
 // weights from cache; an odd last block runs alone in a second loop.
@@ -114,13 +127,7 @@ Stmt blocked_pointwise(LowerContext &c, const ConvAttrs &a) {
         lets.emplace_back(nm, Broadcast::make(Load::make(f, x_buf(c), (plane + pin) * Expr(int64_t(b)) + vl), b));
         xv.push_back(Var::make(vt, nm));
       }
-      std::vector<Stmt> fmas;
-      for (int64_t r = 0; r < R; ++r) {
-        for (int j = 0; j < nb; ++j) fmas.push_back(acc.fma(static_cast<int>(r * nb + j), wv[j], xv[r]));
-      }
-      Stmt k_body = Block::make(fmas);
-      for (size_t i = lets.size(); i-- > 0;) k_body = LetStmt::make(lets[i].first, lets[i].second, k_body);
-      return k_body;
+      return outer_product(acc, lets, wv, xv);
     };
     std::string lr = c.fresh("l");
     Expr vicb = Var::make(Type::index(), icb), vl = Var::make(Type::index(), l), vlr = Var::make(Type::index(), lr);
@@ -270,13 +277,7 @@ Stmt blocked_stem(LowerContext &c, const ConvAttrs &a, int64_t ph, int64_t pw) {
           lets.emplace_back(nm, Broadcast::make(v, b));
           xv.push_back(Var::make(vt, nm));
         }
-        std::vector<Stmt> fmas;
-        for (int64_t r = 0; r < R; ++r) {
-          for (int j = 0; j < nb; ++j) fmas.push_back(acc.fma(static_cast<int>(r * nb + j), wv[j], xv[r]));
-        }
-        Stmt s = Block::make(fmas);
-        for (size_t i = lets.size(); i-- > 0;) s = LetStmt::make(lets[i].first, lets[i].second, s);
-        taps.push_back(s);
+        taps.push_back(outer_product(acc, lets, wv, xv));
       }
       rows.push_back(IfThenElse::make(ih >= Expr(0) && ih < Expr(H), Block::make(taps)));
     }
