@@ -110,7 +110,7 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
     // The next panel's K * nw / 16 lines in parts of K lines: row tile r takes part
     // (r - 1) mod parts, so row tiles 1 .. parts cover it (and row tile 0, streaming its
     // own panel, only the last part, which two row tiles per panel then need).
-    int parts = nw / 16;
+    int parts = std::max(1, nw / 16);  // panels narrower than a line (NEON): one part
     Expr part = (next.r + Expr(parts - 1)) % Expr(parts);
     ahead.push_back(call(Type::index(), "prefetch",
                          {Load::make(Type::f(32), g.b, next.base + (part * g.K + vk) * Expr(16)), Expr(0)}));
@@ -211,7 +211,7 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
   if (g.prefetch_next_panel && g.b_packed_nw && g.b_packed_nw == nv * vl) {
     // The tiles walk each panel's row tiles in turn (m fastest): prefetch the next panel.
     Expr last_n0 = (g.N / Expr(g.b_packed_nw) - Expr(1)) * Expr(g.b_packed_nw);
-    next = {g.b_base + min(n0 + Expr(g.b_packed_nw), last_n0) * g.K, vt % mt};
+    next = {g.b_base + max(Expr(0), min(n0 + Expr(g.b_packed_nw), last_n0)) * g.K, vt % mt};
   }
   Stmt body = tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb, next);
   Expr count = mt * nt;

@@ -97,17 +97,16 @@ class ThreadPool {
     stopping_ = false;
     stopping_flag_.store(false);
     worker_cpu_.assign(static_cast<size_t>(std::max(0, n - 1)), -1);
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i - 1); });
     cpus_.clear();
     const char *pin = std::getenv("KILN_PIN_THREADS");
     if (n > 1 && !(pin && std::string(pin) == "0")) {
       std::vector<int> cpus = allowed_cpus();
-      if (static_cast<int>(cpus.size()) >= n) {
-        cpus_ = cpus;
-        std::lock_guard<std::mutex> g(m_);
-        for (int i = 1; i < n; ++i)
-          if (pin_to(workers_[i - 1].native_handle(), cpus[i])) worker_cpu_[i - 1] = cpus[i];
-      }
+      if (static_cast<int>(cpus.size()) >= n) cpus_ = cpus;
+    }
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i - 1); });
+    std::lock_guard<std::mutex> g(m_);
+    for (int i = 1; i < n && !cpus_.empty(); ++i) {
+      if (pin_to(workers_[i - 1].native_handle(), cpus_[i])) worker_cpu_[i - 1] = cpus_[i];
     }
   }
 
@@ -137,9 +136,10 @@ class ThreadPool {
     }
     cv_.notify_all();
     work();
-    // The caller spins only briefly for the chunks still running elsewhere (a worker
-    // finishing its last chunk then needs no futex wake-up); spinning long kept a
-    // descheduled worker from its chunks on this 2-vCPU machine.
+    // The caller spins for the chunks still running elsewhere (a worker finishing its last
+    // chunk then needs no futex wake-up): up to 2 ms when the workers are pinned to other
+    // CPUs, only 10 us otherwise (unpinned, a long spin could keep a worker stacked on the
+    // caller's CPU from its chunks).
     spin_until([&] { return done_.load() == n; }, std::chrono::microseconds(cpus_.empty() ? 10 : 2000));
     std::unique_lock<std::mutex> l(m_);
     done_cv_.wait(l, [&] { return done_.load() == n; });

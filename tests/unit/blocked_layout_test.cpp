@@ -13,13 +13,7 @@
 namespace kiln {
 namespace {
 
-using test::compile_at, test::expect_close, test::f32_list, test::random_f32;
-
-std::string init(const std::string &name, std::vector<int64_t> shape, std::mt19937 &rng) {
-  std::string dims;
-  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
-  return "  init %" + name + ": f32[" + dims + "] = " + f32_list(random_f32(shape, rng, -0.5f, 0.5f)) + "\n";
-}
+using test::compile_at, test::expect_close, test::f32_list, test::init, test::random_f32;
 
 // An inverted-residual block with squeeze-and-excitation (MobileNetV3-like), 24 -> 40 -> 24
 // channels on a 13x11 map, then a strided 1x1 conv and a depthwise one; `r` (inside the region)

@@ -48,6 +48,13 @@ inline std::string f32_list(const Tensor &t) {
   return s + "]";
 }
 
+// An init line of a text model: `name` f32[shape] uniform in [-0.5, 0.5).
+inline std::string init(const std::string &name, std::vector<int64_t> shape, std::mt19937 &rng) {
+  std::string dims;
+  for (size_t i = 0; i < shape.size(); ++i) dims += (i ? ", " : "") + std::to_string(shape[i]);
+  return "  init %" + name + ": f32[" + dims + "] = " + f32_list(random_f32(shape, rng, -0.5f, 0.5f)) + "\n";
+}
+
 // |got - want| <= atol + rtol * |want| everywhere; NaN where the reference has NaN.
 inline void expect_close(const Tensor &want, const Tensor &got, double rtol, double atol, const std::string &what) {
   ASSERT_EQ(want.shape(), got.shape()) << what;
