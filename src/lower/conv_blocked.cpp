@@ -9,9 +9,8 @@
 //  - a stem (a dense conv over an image's few channels) reads NCHW and writes blocked;
 //  - global average pooling sums whole vectors.
 // ToBlocked / FromBlocked reorder at the edges of a blocked region.
-#include "graph/conv_attrs.h"
+#include "lower/conv_blocked.h"
 #include "lower/conv_schedule.h"
-#include "lower/gemm.h"
 #include "support/error.h"
 
 namespace kiln {
@@ -39,38 +38,16 @@ int64_t static_dim(const LowerContext &c, const Expr &e, const char *what) {
   return v->value;
 }
 
-// y[at .. at+b-1] = act(v + bias[ch0..] + z[at..]) * scale[ch0..] + shift[ch0..].
-Stmt blocked_epilogue(const LowerContext &c, const Operand &y, Expr at, Expr ch0, Expr v, int b) {
-  Type t = Type::f(32, b);
-  auto vec = [&](const Operand &o, Expr base) { return Load::make(t, o.buf, Ramp::make(base, Expr(1), b)); };
-  if (c.has(2)) v = v + vec(c.in[2], ch0);
-  if (c.has(3)) v = v + vec(c.in[3], at);
-  v = Activation::of(c.node).apply(v);
-  if (c.has(4)) v = v * vec(c.in[4], ch0);
-  if (c.has(5)) v = v + vec(c.in[5], ch0);
-  return Store::make(y.buf, v, Ramp::make(at, Expr(1), b));
-}
-
-// Accumulators acc[0 .. n) of b lanes in a scratch that SROA keeps in registers.
-struct Accs {
-  std::string buf;
-  int b;
-  Expr at(int i) const { return Ramp::make(Expr(int64_t(i) * b), Expr(1), b); }
-  Expr get(int i) const { return Load::make(Type::f(32, b), buf, at(i)); }
-  Stmt fma(int i, Expr w, Expr x) const { return Store::make(buf, call("fma", {w, x, get(i)}), at(i)); }
-};
-
-// acc[r * nb + j] += w[j] * x[r] for the R broadcasts x and nb weight vectors w, inside
-// the lets that bind them (each loaded once).
-Stmt outer_product(const Accs &acc, const std::vector<std::pair<std::string, Expr>> &lets, const std::vector<Expr> &wv,
-                   const std::vector<Expr> &xv) {
-  std::vector<Stmt> fmas;
-  for (size_t r = 0; r < xv.size(); ++r) {
-    for (size_t j = 0; j < wv.size(); ++j) fmas.push_back(acc.fma(static_cast<int>(r * wv.size() + j), wv[j], xv[r]));
-  }
-  Stmt s = Block::make(fmas);
-  for (size_t i = lets.size(); i-- > 0;) s = LetStmt::make(lets[i].first, lets[i].second, s);
-  return s;
+// The epilogue of a single blocked conv node: inputs B?, Z?, S?, T? at 2 .. 5.
+BlockedEpilogue node_epilogue(const LowerContext &c) {
+  BlockedEpilogue ep;
+  auto opt = [&](size_t i) { return c.has(i) ? &c.in[i] : nullptr; };
+  ep.bias = opt(2);
+  ep.residual = opt(3);
+  ep.scale = opt(4);
+  ep.shift = opt(5);
+  ep.act = Activation::of(c.node);
+  return ep;
 }
 
 // 1x1 conv (group 1, no padding, any stride). Work items: (image, pair of output blocks,
@@ -89,60 +66,21 @@ Stmt blocked_pointwise(LowerContext &c, const ConvAttrs &a) {
   internal_assert(K > (ICB - 1) * b && K <= ICp) << c.node.describe() << ": in_channels " << K << " do not fit " << ICB << " blocks";
   int64_t sh = a.strides[0], sw = a.strides[1];
   bool dense = sh == 1 && sw == 1;
-  // Registers: R x nb accumulators + nb weight vectors + broadcasts in flight; R x nb = 24
-  // of 32 (AVX-512, NEON; more spill) or 12 of 16 (AVX2), so a lone last block runs twice
-  // the pixels. Tiles as even as the pixel count allows (49 pixels, nb = 2: 5 tiles of
-  // 10, not 4 of 12 and an overlapping one).
-  const int64_t acc_regs = c.opts.vector_registers >= 32 ? 24 : 12;
-  Type f = Type::f(32), vt = Type::f(32, b);
+  BlockedEpilogue ep = node_epilogue(c);
 
   auto loop = [&](int nb, int64_t groups, Expr ocb_first) {
-    int64_t r_max = acc_regs / nb;
-    int64_t T0 = (P + r_max - 1) / r_max, R = (P + T0 - 1) / T0;
-    int64_t T = (P + R - 1) / R;  // the last tile ends at P, overlapping the one before
-    std::string item = c.fresh("item"), icb = c.fresh("icb"), l = c.fresh("l");
+    PixelTiling tiles = pixel_tiling(c, P, nb);
+    std::string item = c.fresh("item");
     Expr vi = Var::make(Type::index(), item);
-    Expr t = vi % Expr(T), grp = vi / Expr(T) % Expr(groups), n = vi / Expr(T * groups);
-    Expr ocb0 = ocb_first + grp * Expr(int64_t(nb));
-    Expr p0 = min(t * Expr(R), Expr(P - R));
-    Accs acc{c.fresh("acc"), b};
-    std::vector<Stmt> body;
-    for (int i = 0; i < R * nb; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
-    // Per input channel ic = icb * b + l: R broadcasts of x, nb weight vectors. Whole
-    // blocks, then the real channels of a padded last block (its padded weights are zero).
-    auto k_step = [&](Expr vicb, Expr vl) {
-      std::vector<std::pair<std::string, Expr>> lets;
-      std::vector<Expr> wv, xv;
-      Expr ic = vicb * Expr(int64_t(b)) + vl;
-      for (int j = 0; j < nb; ++j) {
-        std::string nm = c.fresh("w");
-        lets.emplace_back(nm, Load::make(vt, w.buf, Ramp::make(((ocb0 + Expr(int64_t(j))) * Expr(ICp) + ic) * Expr(int64_t(b)), Expr(1), b)));
-        wv.push_back(Var::make(vt, nm));
-      }
-      Expr plane = (n * Expr(ICB) + vicb) * Expr(H * W);
-      for (int64_t r = 0; r < R; ++r) {
-        Expr p = p0 + Expr(r);
-        Expr pin = dense ? p : (p / Expr(OW)) * Expr(sh * W) + (p % Expr(OW)) * Expr(sw);
-        std::string nm = c.fresh("x");
-        lets.emplace_back(nm, Broadcast::make(Load::make(f, x_buf(c), (plane + pin) * Expr(int64_t(b)) + vl), b));
-        xv.push_back(Var::make(vt, nm));
-      }
-      return outer_product(acc, lets, wv, xv);
-    };
-    std::string lr = c.fresh("l");
-    Expr vicb = Var::make(Type::index(), icb), vl = Var::make(Type::index(), l), vlr = Var::make(Type::index(), lr);
-    body.push_back(For::make(icb, Expr(0), Expr(K / b), ForKind::Serial,
-                             For::make(l, Expr(0), Expr(int64_t(b)), ForKind::Serial, k_step(vicb, vl))));
-    if (K % b) body.push_back(For::make(lr, Expr(0), Expr(K % b), ForKind::Serial, k_step(Expr(K / b), vlr)));
-    for (int64_t r = 0; r < R; ++r) {
-      for (int j = 0; j < nb; ++j) {
-        Expr ocb = ocb0 + Expr(int64_t(j));
-        Expr at = ((n * Expr(OCB) + ocb) * Expr(P) + p0 + Expr(r)) * Expr(int64_t(b));
-        body.push_back(blocked_epilogue(c, y, at, ocb * Expr(int64_t(b)), acc.get(static_cast<int>(r * nb + j)), b));
-      }
-    }
-    Stmt item_body = Allocate::make(acc.buf, f, Expr(int64_t(R * nb * b)), Block::make(body));
-    return For::make(item, Expr(0), x.N * Expr(T * groups), ForKind::Parallel, item_body);
+    Expr t = vi % Expr(tiles.T), grp = vi / Expr(tiles.T) % Expr(groups), n = vi / Expr(tiles.T * groups);
+    BlockedPixels in{x_buf(c), [=](Expr icb, Expr p) {
+                       Expr pin = dense ? p : (p / Expr(OW)) * Expr(sh * W) + (p % Expr(OW)) * Expr(sw);
+                       return ((n * Expr(ICB) + icb) * Expr(H * W) + pin) * Expr(int64_t(b));
+                     }};
+    BlockedPixels out{y.buf, [=](Expr ocb, Expr p) { return ((n * Expr(OCB) + ocb) * Expr(P) + p) * Expr(int64_t(b)); }};
+    PointwiseTile tile{b, nb, tiles.R, K, ICp, w.buf};
+    Stmt body = pointwise_tile(c, tile, in, out, ep, ocb_first + grp * Expr(int64_t(nb)), tiles.first(t, P));
+    return For::make(item, Expr(0), x.N * Expr(tiles.T * groups), ForKind::Parallel, body);
   };
   std::vector<Stmt> loops;
   if (OCB / 2 > 0) loops.push_back(loop(2, OCB / 2, Expr(0)));
@@ -151,10 +89,7 @@ Stmt blocked_pointwise(LowerContext &c, const ConvAttrs &a) {
 }
 
 // Depthwise conv (one input and one output channel per group, any kernel, stride,
-// dilation and padding). Work items: (image, block, output row). Within a row the columns
-// whose windows lie inside the input run in groups of U (accumulators updated together
-// per tap so the FMA chains interleave); the few border columns have their own code with
-// the taps that fall inside. Rows test each kernel row against the input's height.
+// dilation and padding). Work items: (image, block, output row).
 Stmt blocked_depthwise(LowerContext &c, const ConvAttrs &a, int64_t pad_h, int64_t pad_w) {
   const Operand &w = c.in[1], &y = c.out[0];
   Blocked x = blocked_input(c);
@@ -162,66 +97,17 @@ Stmt blocked_depthwise(LowerContext &c, const ConvAttrs &a, int64_t pad_h, int64
   int64_t H = static_dim(c, x.H, "input height"), W = static_dim(c, x.W, "input width");
   int64_t OH = static_dim(c, y.shape[2], "output height"), OW = static_dim(c, y.shape[3], "output width");
   int64_t CB = static_dim(c, x.CB, "input block count");
-  int64_t kh = a.kernel[0], kw = a.kernel[1], sh = a.strides[0], sw = a.strides[1];
-  int64_t dh = a.dilations[0], dw = a.dilations[1], taps = kh * kw;
-  // Interior columns: every tap column inside [0, W).
-  auto col_ok = [&](int64_t ow, int64_t kx) {
-    int64_t iw = ow * sw + kx * dw - pad_w;
-    return iw >= 0 && iw < W;
-  };
-  int64_t lo = 0;
-  while (lo < OW && !(col_ok(lo, 0) && col_ok(lo, kw - 1))) ++lo;
-  int64_t hi = lo;
-  while (hi < OW && col_ok(hi, 0) && col_ok(hi, kw - 1)) ++hi;
-  Type f = Type::f(32), vt = Type::f(32, b);
-  std::string item = c.fresh("row"), g = c.fresh("og");
-  Expr vi = Var::make(Type::index(), item), vg = Var::make(Type::index(), g);
+  int64_t taps = a.kernel[0] * a.kernel[1];
+  std::string item = c.fresh("row");
+  Expr vi = Var::make(Type::index(), item);
   Expr oh = vi % Expr(OH), cb = vi / Expr(OH) % Expr(CB), n = vi / Expr(OH * CB);
-  Expr plane = (n * Expr(CB) + cb) * Expr(H * W);
-  auto wtap = [&](int64_t t) { return Load::make(vt, w.buf, Ramp::make((cb * Expr(taps) + Expr(t)) * Expr(int64_t(b)), Expr(1), b)); };
-
-  // Output columns `ows` (Exprs) of this row; `static_cols` (when the columns are known
-  // border columns) limits each one's taps to those inside the input.
-  auto columns = [&](const std::vector<Expr> &ows, const std::vector<int64_t> &static_cols) {
-    int nv = static_cast<int>(ows.size());
-    Accs acc{c.fresh("acc"), b};
-    std::vector<Stmt> body;
-    for (int i = 0; i < nv; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
-    for (int64_t ky = 0; ky < kh; ++ky) {
-      Expr ih = oh * Expr(sh) + Expr(ky * dh - pad_h);
-      std::vector<Stmt> row;
-      for (int64_t kx = 0; kx < kw; ++kx) {
-        std::string wn = c.fresh("w");
-        std::vector<Stmt> fmas;
-        for (int i = 0; i < nv; ++i) {
-          if (!static_cols.empty() && !col_ok(static_cols[i], kx)) continue;
-          Expr iw = ows[i] * Expr(sw) + Expr(kx * dw - pad_w);
-          Expr xv = Load::make(vt, x_buf(c), Ramp::make((plane + ih * Expr(W) + iw) * Expr(int64_t(b)), Expr(1), b));
-          fmas.push_back(acc.fma(i, Var::make(vt, wn), xv));
-        }
-        if (!fmas.empty()) row.push_back(LetStmt::make(wn, wtap(ky * kw + kx), Block::make(fmas)));
-      }
-      if (!row.empty()) body.push_back(IfThenElse::make(ih >= Expr(0) && ih < Expr(H), Block::make(row)));
-    }
-    for (int i = 0; i < nv; ++i) {
-      Expr at = (((n * Expr(CB) + cb) * Expr(OH) + oh) * Expr(OW) + ows[i]) * Expr(int64_t(b));
-      body.push_back(blocked_epilogue(c, y, at, cb * Expr(int64_t(b)), acc.get(i), b));
-    }
-    return Allocate::make(acc.buf, f, Expr(int64_t(nv * b)), Block::make(body));
-  };
-  std::vector<Stmt> row;
-  for (int64_t ow = 0; ow < lo; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
-  // Interior columns in groups of U; the last group ends at `hi`, overlapping the one
-  // before (recomputed: the same values); fewer than U interior columns run one by one.
-  const int64_t U = std::min<int64_t>(4, std::max<int64_t>(1, hi - lo));
-  if (hi > lo) {
-    int64_t groups = (hi - lo + U - 1) / U;
-    std::vector<Expr> ows;
-    for (int64_t u = 0; u < U; ++u) ows.push_back(min(Expr(lo) + vg * Expr(U), Expr(hi - U)) + Expr(u));
-    row.push_back(For::make(g, Expr(0), Expr(groups), ForKind::Serial, columns(ows, {})));
-  }
-  for (int64_t ow = hi; ow < OW; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
-  return For::make(item, Expr(0), x.N * Expr(CB * OH), ForKind::Parallel, Block::make(row));
+  Expr plane = (n * Expr(CB) + cb) * Expr(H * W), row_out = ((n * Expr(CB) + cb) * Expr(OH) + oh) * Expr(OW);
+  DepthwiseRow d{b, H, W, OW, pad_h, pad_w, a, w.buf};
+  Stmt row = depthwise_row(
+      c, d, x_buf(c), [=](Expr ih, Expr iw) { return (plane + ih * Expr(W) + iw) * Expr(int64_t(b)); },
+      cb * Expr(taps * b), oh, y.buf, [=](Expr ow) { return (row_out + ow) * Expr(int64_t(b)); }, node_epilogue(c),
+      cb * Expr(int64_t(b)));
+  return For::make(item, Expr(0), x.N * Expr(CB * OH), ForKind::Parallel, row);
 }
 
 // Stem: a dense conv over few NCHW input channels writing blocked output (any kernel,
@@ -283,14 +169,14 @@ Stmt blocked_stem(LowerContext &c, const ConvAttrs &a, int64_t ph, int64_t pw) {
     }
     return For::make(ci, Expr(0), Expr(C), ForKind::Serial, Block::make(rows));
   };
-  std::vector<Stmt> body;
-  for (int i = 0; i < R * nb; ++i) body.push_back(Store::make(acc.buf, Broadcast::make(make_zero(f), b), acc.at(i)));
+  BlockedEpilogue ep = node_epilogue(c);
+  std::vector<Stmt> body = {acc.zero(static_cast<int>(R) * nb)};
   body.push_back(IfThenElse::make(inside, reduction(false), reduction(true)));
   for (int64_t r = 0; r < R; ++r) {
     for (int j = 0; j < nb; ++j) {
       Expr ocb = ocb0 + Expr(int64_t(j));
       Expr at = (((n * Expr(OCB) + ocb) * Expr(OH) + oh) * Expr(OW) + ow0 + Expr(r)) * Expr(int64_t(b));
-      body.push_back(blocked_epilogue(c, y, at, ocb * Expr(int64_t(b)), acc.get(static_cast<int>(r * nb + j)), b));
+      body.push_back(ep.store(y.buf, at, ocb * Expr(int64_t(b)), acc.get(static_cast<int>(r * nb + j)), b));
     }
   }
   Stmt item_body = Allocate::make(acc.buf, f, Expr(int64_t(R * nb * b)), Block::make(body));
@@ -298,6 +184,145 @@ Stmt blocked_stem(LowerContext &c, const ConvAttrs &a, int64_t ph, int64_t pw) {
 }
 
 }  // namespace
+
+Stmt Accs::zero(int n) const {
+  std::vector<Stmt> s;
+  for (int i = 0; i < n; ++i) s.push_back(Store::make(buf, Broadcast::make(make_zero(Type::f(32)), b), at(i)));
+  return Block::make(s);
+}
+
+Stmt outer_product(const Accs &acc, const std::vector<std::pair<std::string, Expr>> &lets, const std::vector<Expr> &wv,
+                   const std::vector<Expr> &xv) {
+  std::vector<Stmt> fmas;
+  for (size_t r = 0; r < xv.size(); ++r) {
+    for (size_t j = 0; j < wv.size(); ++j) fmas.push_back(acc.fma(static_cast<int>(r * wv.size() + j), wv[j], xv[r]));
+  }
+  Stmt s = Block::make(fmas);
+  for (size_t i = lets.size(); i-- > 0;) s = LetStmt::make(lets[i].first, lets[i].second, s);
+  return s;
+}
+
+Stmt BlockedEpilogue::store(const std::string &y, Expr at, Expr ch0, Expr v, int b) const {
+  Type t = Type::f(32, b);
+  auto vec = [&](const Operand &o, Expr base) { return Load::make(t, o.buf, Ramp::make(base, Expr(1), b)); };
+  if (bias) v = v + vec(*bias, ch0);
+  if (residual) v = v + vec(*residual, at);
+  v = act.apply(v);
+  if (scale) v = v * vec(*scale, ch0);
+  if (shift) v = v + vec(*shift, ch0);
+  return Store::make(y, v, Ramp::make(at, Expr(1), b));
+}
+
+PixelTiling pixel_tiling(const LowerContext &c, int64_t P, int nb) {
+  // Registers: R x nb accumulators + nb weight vectors + broadcasts in flight; R x nb = 24
+  // of 32 (AVX-512, NEON; more spill) or 12 of 16 (AVX2), so a lone last block runs twice
+  // the pixels. Tiles as even as the pixel count allows (49 pixels, nb = 2: 5 tiles of
+  // 10, not 4 of 12 and an overlapping one).
+  const int64_t acc_regs = c.opts.vector_registers >= 32 ? 24 : 12;
+  int64_t r_max = acc_regs / nb;
+  int64_t T0 = (P + r_max - 1) / r_max, R = (P + T0 - 1) / T0;
+  return {R, (P + R - 1) / R};
+}
+
+Stmt pointwise_tile(LowerContext &c, const PointwiseTile &t, const BlockedPixels &x, const BlockedPixels &y,
+                    const BlockedEpilogue &ep, Expr ocb0, Expr p0) {
+  const int b = t.b, nb = t.nb;
+  Type f = Type::f(32), vt = Type::f(32, b);
+  Accs acc{c.fresh("acc"), b};
+  std::vector<Stmt> body = {acc.zero(static_cast<int>(t.R) * nb)};
+  // Per input channel ic = icb * b + l: R broadcasts of x, nb weight vectors. Whole
+  // blocks, then the real channels of a padded last block (its padded weights are zero).
+  auto k_step = [&](Expr vicb, Expr vl) {
+    std::vector<std::pair<std::string, Expr>> lets;
+    std::vector<Expr> wv, xv;
+    Expr ic = vicb * Expr(int64_t(b)) + vl;
+    for (int j = 0; j < nb; ++j) {
+      std::string nm = c.fresh("w");
+      Expr at = ((ocb0 + Expr(int64_t(j))) * Expr(t.icp) + ic) * Expr(int64_t(b));
+      lets.emplace_back(nm, Load::make(vt, t.w, Ramp::make(at, Expr(1), b)));
+      wv.push_back(Var::make(vt, nm));
+    }
+    for (int64_t r = 0; r < t.R; ++r) {
+      std::string nm = c.fresh("x");
+      lets.emplace_back(nm, Broadcast::make(Load::make(f, x.buf, x.at(vicb, p0 + Expr(r)) + vl), b));
+      xv.push_back(Var::make(vt, nm));
+    }
+    return outer_product(acc, lets, wv, xv);
+  };
+  std::string icb = c.fresh("icb"), l = c.fresh("l"), lr = c.fresh("l");
+  Expr vicb = Var::make(Type::index(), icb), vl = Var::make(Type::index(), l), vlr = Var::make(Type::index(), lr);
+  body.push_back(For::make(icb, Expr(0), Expr(t.k / b), ForKind::Serial,
+                           For::make(l, Expr(0), Expr(int64_t(b)), ForKind::Serial, k_step(vicb, vl))));
+  if (t.k % b) body.push_back(For::make(lr, Expr(0), Expr(t.k % b), ForKind::Serial, k_step(Expr(t.k / b), vlr)));
+  for (int64_t r = 0; r < t.R; ++r) {
+    for (int j = 0; j < nb; ++j) {
+      Expr ocb = ocb0 + Expr(int64_t(j));
+      body.push_back(ep.store(y.buf, y.at(ocb, p0 + Expr(r)), ocb * Expr(int64_t(b)), acc.get(static_cast<int>(r * nb + j)), b));
+    }
+  }
+  return Allocate::make(acc.buf, f, Expr(t.R * nb * b), Block::make(body));
+}
+
+Stmt depthwise_row(LowerContext &c, const DepthwiseRow &d, const std::string &xbuf,
+                   const std::function<Expr(Expr ih, Expr iw)> &x_at, Expr wcb, Expr oh, const std::string &ybuf,
+                   const std::function<Expr(Expr ow)> &y_at, const BlockedEpilogue &ep, Expr ch0) {
+  const ConvAttrs &a = d.a;
+  const int b = d.b;
+  int64_t kh = a.kernel[0], kw = a.kernel[1], sh = a.strides[0], sw = a.strides[1];
+  int64_t dh = a.dilations[0], dw = a.dilations[1];
+  // Interior columns: every tap column inside [0, W).
+  auto col_ok = [&](int64_t ow, int64_t kx) {
+    int64_t iw = ow * sw + kx * dw - d.pad_w;
+    return iw >= 0 && iw < d.W;
+  };
+  int64_t lo = 0;
+  while (lo < d.OW && !(col_ok(lo, 0) && col_ok(lo, kw - 1))) ++lo;
+  int64_t hi = lo;
+  while (hi < d.OW && col_ok(hi, 0) && col_ok(hi, kw - 1)) ++hi;
+  Type f = Type::f(32), vt = Type::f(32, b);
+  auto wtap = [&](int64_t t) { return Load::make(vt, d.w, Ramp::make(wcb + Expr(t * b), Expr(1), b)); };
+
+  // Output columns `ows` (Exprs) of this row; `static_cols` (when the columns are known
+  // border columns) limits each one's taps to those inside the input. Accumulators updated
+  // together per tap so the FMA chains interleave; rows test each kernel row against H.
+  auto columns = [&](const std::vector<Expr> &ows, const std::vector<int64_t> &static_cols) {
+    int nv = static_cast<int>(ows.size());
+    Accs acc{c.fresh("acc"), b};
+    std::vector<Stmt> body = {acc.zero(nv)};
+    for (int64_t ky = 0; ky < kh; ++ky) {
+      Expr ih = oh * Expr(sh) + Expr(ky * dh - d.pad_h);
+      std::vector<Stmt> row;
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        std::string wn = c.fresh("w");
+        std::vector<Stmt> fmas;
+        for (int i = 0; i < nv; ++i) {
+          if (!static_cols.empty() && !col_ok(static_cols[i], kx)) continue;
+          Expr iw = ows[i] * Expr(sw) + Expr(kx * dw - d.pad_w);
+          fmas.push_back(acc.fma(i, Var::make(vt, wn), Load::make(vt, xbuf, Ramp::make(x_at(ih, iw), Expr(1), b))));
+        }
+        if (!fmas.empty()) row.push_back(LetStmt::make(wn, wtap(ky * kw + kx), Block::make(fmas)));
+      }
+      if (!row.empty()) body.push_back(IfThenElse::make(ih >= Expr(0) && ih < Expr(d.H), Block::make(row)));
+    }
+    for (int i = 0; i < nv; ++i) body.push_back(ep.store(ybuf, y_at(ows[i]), ch0, acc.get(i), b));
+    return Allocate::make(acc.buf, f, Expr(int64_t(nv * b)), Block::make(body));
+  };
+  std::vector<Stmt> row;
+  for (int64_t ow = 0; ow < lo; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
+  // Interior columns in groups of U; the last group ends at `hi`, overlapping the one
+  // before (recomputed: the same values); fewer than U interior columns run one by one.
+  const int64_t U = std::min<int64_t>(4, std::max<int64_t>(1, hi - lo));
+  if (hi > lo) {
+    std::string g = c.fresh("og");
+    Expr vg = Var::make(Type::index(), g);
+    int64_t groups = (hi - lo + U - 1) / U;
+    std::vector<Expr> ows;
+    for (int64_t u = 0; u < U; ++u) ows.push_back(min(Expr(lo) + vg * Expr(U), Expr(hi - U)) + Expr(u));
+    row.push_back(For::make(g, Expr(0), Expr(groups), ForKind::Serial, columns(ows, {})));
+  }
+  for (int64_t ow = hi; ow < d.OW; ++ow) row.push_back(columns({Expr(ow)}, {ow}));
+  return Block::make(row);
+}
 
 Stmt lower_blocked_conv(LowerContext &c) {
   const Operand &w = c.in[1];
