@@ -47,6 +47,19 @@ double node_flops(const Node &n, Eval &e) {
       double cin = depthwise ? 1 : static_cast<double>(n.attr_i("in_channels", 0));
       return 2 * px * m * cin * taps;
     }
+    case OpKind::BlockedSeparableConv: {
+      // [expansion over the input's pixels +] depthwise + projection, real channels.
+      const Value *x = n.input(0), *wd = n.input(3);
+      if (!y || !y->has_shape || y->shape.size() != 5 || !x || !x->has_shape || x->shape.size() != 5 || !wd ||
+          !wd->has_shape || wd->shape.size() != 4) {
+        return 0;
+      }
+      double batch = e.dim(y->shape[0]), px_in = e.dim(x->shape[2]) * e.dim(x->shape[3]);
+      double px = e.dim(y->shape[2]) * e.dim(y->shape[3]), taps = e.dim(wd->shape[2]) * e.dim(wd->shape[3]);
+      double k = static_cast<double>(n.attr_i("in_channels", 0)), m = static_cast<double>(n.attr_i("mid_channels", 0));
+      double o = static_cast<double>(n.attr_i("out_channels", 0));
+      return 2 * batch * ((n.input(1) ? px_in * k * m : 0) + px * m * taps + px * m * o);
+    }
     case OpKind::Conv:
     case OpKind::FusedConv: {
       const Value *w = n.input(1);
@@ -89,6 +102,22 @@ double node_flops(const Node &n, Eval &e) {
   }
 }
 
+// What a BlockedSeparableConv saves: each stage's result written and read back (the expanded
+// tensor at the input's map size, the depthwise result at the output's; real channels), plus
+// the epilogue ops each stage had fused (fused_ops per stage in `stage_ops`).
+double separable_intermediates(const Node &n, Eval &e) {
+  const Value *x = n.input(0), *y = n.output(0);
+  if (!x || !y || !x->has_shape || !y->has_shape || x->shape.size() != 5 || y->shape.size() != 5) return 0;
+  double batch = e.dim(y->shape[0]), m = static_cast<double>(n.attr_i("mid_channels", 0));
+  double expanded = 4 * batch * m * e.dim(x->shape[2]) * e.dim(x->shape[3]);
+  double dw = 4 * batch * m * e.dim(y->shape[2]) * e.dim(y->shape[3]);
+  std::vector<int64_t> stages = n.attr_ints("stage_ops", {0, 1, 1});
+  std::vector<double> sizes = {expanded, dw, e.bytes(y)};
+  double b = 2 * (dw + (n.input(1) ? expanded : 0));
+  for (size_t i = 0; i < 3 && i < stages.size(); ++i) b += 2 * sizes[i] * static_cast<double>(std::max<int64_t>(stages[i] - 1, 0));
+  return b;
+}
+
 void traffic(const Graph &g, Eval &e, ModelStats &s) {
   for (auto &n : g.nodes) {
     double b = 0;
@@ -102,7 +131,11 @@ void traffic(const Graph &g, Eval &e, ModelStats &s) {
       for (size_t i = 0; i < ops.size(); ++i) fg.ops += (i ? "+" : "") + ops[i];
       fg.flops = node_flops(*n, e);
       fg.bytes = b;
-      unfused += 2 * e.bytes(n->output(0)) * static_cast<double>(ops.size() - 1);
+      if (n->kind == OpKind::BlockedSeparableConv) {
+        unfused += separable_intermediates(*n, e);
+      } else {
+        unfused += 2 * e.bytes(n->output(0)) * static_cast<double>(ops.size() - 1);
+      }
       fg.bytes_unfused = unfused;
       s.groups.push_back(fg);
     }

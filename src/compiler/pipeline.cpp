@@ -86,10 +86,15 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
   }
   if (o.opt_level >= 2) {
-    // O2: NCHWc blocked activations for depthwise / 1x1 conv regions, then the weights
-    // packed for the target's GEMM tiles (last: it needs the final convs).
+    // O2: NCHWc blocked activations for depthwise / 1x1 conv regions, their depthwise-
+    // separable chains as one kernel each, then the weights packed for the target's GEMM
+    // tiles (last: it needs the final convs).
     run_pass("blocked-layout", m, o, [&target](Graph &g) {
       blocked_layout(g, target.vector_lanes_f32());
+      infer_shapes(g);
+    });
+    run_pass("fuse-separable", m, o, [](Graph &g) {
+      fuse_separable_convs(g);
       infer_shapes(g);
     });
     GemmTile tile = gemm_tile_for(target);

@@ -14,6 +14,22 @@ int64_t block_of(const ShapeContext &c, const Shape &x) {
   return x[4].value();
 }
 
+// [N, blocks, OH, OW, b] from the spatial dims of input 0 (NCHW or blocked) and the conv
+// attributes `a`.
+void set_blocked_conv_output(ShapeContext &c, const ConvAttrs &a, int64_t blocks, int64_t b) {
+  const Shape &x = c.shape_of(0);
+  size_t h = x.size() == 4 ? 2 : x.size() - 3;
+  Shape out = {x[0], Dim(blocks)};
+  for (size_t i = 0; i < 2; ++i) {
+    Dim o, pb;
+    a.geometry(static_cast<int>(i), x[h + i], o, pb);
+    if (o.is_const()) user_assert(o.value() > 0) << c.node.describe() << ": output size would be " << o.value();
+    out.push_back(o);
+  }
+  out.push_back(Dim(b));
+  c.set_output(0, c.input(0).dtype, out);
+}
+
 }  // namespace
 
 void shape_to_blocked(ShapeContext &c) {
@@ -52,15 +68,31 @@ void shape_blocked_conv(ShapeContext &c) {
         << c.node.describe() << ": weights expect " << w[1].value() * a.group << " input channels, the input holds "
         << x[1].value() * b;
   }
-  Shape out = {x[0], Dim(w[0].value() / b)};
-  for (int i = 0; i < 2; ++i) {
-    Dim o, pb;
-    a.geometry(i, x[i + 2], o, pb);
-    if (o.is_const()) user_assert(o.value() > 0) << c.node.describe() << ": output size would be " << o.value();
-    out.push_back(o);
+  set_blocked_conv_output(c, a, w[0].value() / b, b);
+}
+
+void shape_blocked_separable_conv(ShapeContext &c) {
+  const Shape &x = c.shape_of(0);
+  int64_t b = block_of(c, x);
+  auto weights = [&](size_t i, const char *what) {
+    user_assert(c.has(i)) << c.node.describe() << ": needs the " << what << " weights";
+    const Shape &w = c.shape_of(i);
+    user_assert(w.size() == 4 && w[0].is_const() && w[1].is_const() && w[2].is_const() && w[3].is_const() &&
+                w[0].value() % b == 0)
+        << c.node.describe() << ": the " << what << " weights must be static f32[whole blocks of " << b << ", ...]";
+    return std::vector<int64_t>{w[0].value(), w[1].value(), w[2].value(), w[3].value()};
+  };
+  std::vector<int64_t> wd = weights(3, "depthwise"), wp = weights(5, "projection");
+  int64_t mid = c.has(1) ? weights(1, "expansion")[0] : (x[1].is_const() ? x[1].value() * b : wd[0]);
+  if (c.has(1) && x[1].is_const()) {
+    user_assert(weights(1, "expansion")[1] == x[1].value() * b)
+        << c.node.describe() << ": the expansion expects " << weights(1, "expansion")[1] << " input channels, the input holds "
+        << x[1].value() * b;
   }
-  out.push_back(Dim(b));
-  c.set_output(0, c.input(0).dtype, out);
+  user_assert(wd[0] == mid && wd[1] == 1 && wp[1] == mid && wp[2] == 1 && wp[3] == 1)
+      << c.node.describe() << ": the depthwise weights must cover the " << mid << " middle channels and the projection read them";
+  ConvAttrs a = ConvAttrs::read(c.node, 2, {wd[2], wd[3]});
+  set_blocked_conv_output(c, a, wp[0] / b, b);
 }
 
 void shape_blocked_global_pool(ShapeContext &c) {

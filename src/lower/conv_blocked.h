@@ -58,12 +58,13 @@ Stmt pointwise_tile(LowerContext &c, const PointwiseTile &t, const BlockedPixels
 
 // Pixel tiles for a 1x1 conv over P pixels with nb output blocks per tile: R pixels per tile
 // (R x nb accumulators within the target's registers), T tiles as even as P allows, the
-// last one ending at P (overlapping the one before: the same values again).
+// last one ending at P (overlapping the one before: the same values again). `exact` (short
+// rows) trades a few pixels per tile for less overlap.
 struct PixelTiling {
   int64_t R, T;
   Expr first(Expr t, int64_t P) const { return min(t * Expr(R), Expr(P - R)); }
 };
-PixelTiling pixel_tiling(const LowerContext &c, int64_t P, int nb);
+PixelTiling pixel_tiling(const LowerContext &c, int64_t P, int nb, bool exact = false);
 
 // One output row `oh` of a depthwise conv over one channel block (weights W'[cb][tap][j] at
 // `wcb`, the block's first tap): x.at(ih, iw) is the element offset of lane 0 of input pixel

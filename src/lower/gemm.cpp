@@ -414,10 +414,11 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, c
   return For::make(t, Expr(0), panels * Expr(chunks), ForKind::Parallel, body);
 }
 
-Activation Activation::of(const Node &n) {
+Activation Activation::of(const Node &n, const std::string &prefix) {
   Activation a;
-  a.kind = n.attr_s("activation", "");
-  std::vector<double> p = n.has_attr("activation_params") ? n.attr_floats("activation_params") : std::vector<double>{};
+  a.kind = n.attr_s(prefix + "activation", "");
+  std::string params = prefix + "activation_params";
+  std::vector<double> p = n.has_attr(params) ? n.attr_floats(params) : std::vector<double>{};
   if (p.size() > 0) a.alpha = static_cast<float>(p[0]);
   if (p.size() > 1) a.beta = static_cast<float>(p[1]);
   user_assert(a.kind.empty() || a.kind == "Relu" || a.kind == "LeakyRelu" || a.kind == "Clip" ||

@@ -90,7 +90,8 @@ struct Activation {
   // Gelu (erf form), GeluTanh (tanh approximation)
   std::string kind;
   float alpha = 0, beta = 0;  // LeakyRelu alpha; Clip min/max; HardSigmoid alpha/beta
-  static Activation of(const Node &n);  // reads the `activation` attributes of a fused node
+  // Reads the `activation` attributes of a fused node (`<prefix>activation`, `<prefix>activation_params`).
+  static Activation of(const Node &n, const std::string &prefix = "");
   Expr apply(Expr v) const;
 };
 

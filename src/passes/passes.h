@@ -59,6 +59,11 @@ void fuse_elementwise(Graph &g);
 // b = channels per block (the target's f32 vector lanes).
 void blocked_layout(Graph &g, int b);
 
+// A blocked depthwise conv with the 1x1 conv reading it (and the 1x1 conv feeding it, when
+// it is the only reader) as one BlockedSeparableConv, on maps tall enough for bands of rows
+// (fuse_separable.cpp).
+void fuse_separable_convs(Graph &g);
+
 // Batch splitting (-O2 and above, batch_split.cpp): N when every graph input has batch
 // N > 1 on dim 0, every node that depends on the inputs treats the samples independently
 // and the graph has convs -- the pipeline then compiles it for one sample and
