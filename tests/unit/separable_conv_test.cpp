@@ -97,6 +97,13 @@ TEST(SeparableConv, StridedExpansionMatchesReference) {
   check(chain_model(c, rng), c, 1, 0, "stride 2");
 }
 
+TEST(SeparableConv, DilatedExpansionMatchesReference) {
+  // A dilated 3x3 window spans 5 expanded rows: the ring holds 5, bands of 15 rows.
+  Chain c{16, 48, 16, 30, 17, 3, 1, 2, true, true, "Relu"};
+  std::mt19937 rng(6);
+  check(chain_model(c, rng), c, 1, 0, "dilation 2");
+}
+
 TEST(SeparableConv, DepthwisePointwisePairMatchesReference) {
   // No expansion: a 5x5 depthwise conv with dilation 2 reading x directly, then the 1x1 and
   // the residual (24 channels: one and a half blocks of 16).
