@@ -60,10 +60,11 @@ void check(const Case &k, int oh, int ow) {
   }
 }
 
-// The transforms' vectors span at most a tile row: the cases below run them 4 lanes wide
-// (4 or 5 tiles per row... 14x14, 7x7), 8 (6-8 tiles: 32x32, 19x23, 27x26) and 16 (9-10).
-// Maps of at most 4 tiles per row (14x14; 7x7 with 2x2 tiles) run the transforms 4 lanes
-// wide with cache-line-aligned V and Mb rows; the others full vectors.
+// Without transposed GEMMs (or with channel counts that are not whole vectors) the
+// transforms' vectors span at most a tile row: maps of at most 4 tiles per row (14x14; 7x7
+// with 2x2 tiles) run them 4 lanes wide with cache-line-aligned V and Mb rows; the others
+// full vectors. With transposed GEMMs and whole vectors of channels they run across
+// channels (ChannelsLastTransforms).
 TEST(Winograd, WholeTilesSamePadding) { check({16, 24, 32, 32, "[1, 1, 1, 1]", true, false, ""}, 32, 32); }
 
 TEST(Winograd, EdgeTilesAndOddSizes) {
@@ -88,6 +89,20 @@ TEST(Winograd, FewTilesRunTheGemmsTransposed) {
   check({8, 32, 27, 26, "[1, 1, 1, 1]", true, false, ""}, 27, 26);
   std::mt19937 rng(3);
   auto o3 = compile_at(conv_model({16, 64, 14, 14, "[1, 1, 1, 1]", true, false, ""}, rng, 14, 14), 3);
+  bool packed = false;
+  for (auto &n : o3->graph().nodes) packed |= n->kind == OpKind::WinogradConv && n->has_attr("packed_nr");
+  EXPECT_TRUE(packed);
+}
+
+TEST(Winograd, ChannelsLastTransforms) {
+  // Channel counts of whole vectors with transposed GEMMs transform across channels
+  // (V and Mb tile-major): asymmetric padding with partial tiles on both edges (31 x 28
+  // outputs, 56 tiles), the residual and activation in the epilogue; and a 50x50 map (169
+  // tiles), transposed only because its channels fill whole panels (32; AVX2 16).
+  check({32, 32, 30, 29, "[2, 0, 1, 1]", true, true, "Relu"}, 31, 28);
+  check({32, 64, 50, 50, "[1, 1, 1, 1]", false, false, ""}, 50, 50);
+  std::mt19937 rng(4);
+  auto o3 = compile_at(conv_model({32, 64, 50, 50, "[1, 1, 1, 1]", false, false, ""}, rng, 50, 50), 3);
   bool packed = false;
   for (auto &n : o3->graph().nodes) packed |= n->kind == OpKind::WinogradConv && n->has_attr("packed_nr");
   EXPECT_TRUE(packed);
