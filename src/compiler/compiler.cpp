@@ -63,6 +63,16 @@ std::vector<Tensor> CompiledModel::run(const std::map<std::string, Tensor> &inpu
   return runner_->run(order_inputs(*model_.graph, inputs), nullptr);
 }
 
+namespace {
+void check_batch(const std::map<std::string, Tensor> &inputs, int64_t n) {
+  for (auto &[name, t] : inputs) {
+    user_assert(t.rank() >= 1 && t.shape()[0] == n)
+        << "input '" << name << "' has shape " << shape_str(t.shape()) << ", the model was compiled for a batch of "
+        << n << " on dim 0";
+  }
+}
+}  // namespace
+
 Shape CompiledModel::caller_shape(const Value &v) const {
   Shape s = v.shape;
   if (stats_.batch_split > 1 && !s.empty()) s[0] = Dim(stats_.batch_split);
@@ -71,22 +81,20 @@ Shape CompiledModel::caller_shape(const Value &v) const {
 
 std::vector<Tensor> CompiledModel::run_split(const std::map<std::string, Tensor> &inputs) const {
   const int64_t n = stats_.batch_split;
-  for (auto &[name, t] : inputs) {
-    user_assert(t.rank() >= 1 && t.shape()[0] == n)
-        << "input '" << name << "' has shape " << shape_str(t.shape()) << ", the model was compiled for a batch of "
-        << n << " on dim 0";
+  check_batch(inputs, n);
+  if (stats_.split_prefix_nodes) {
+    // The runner runs the nodes before the SampleGather per sample and the rest on the
+    // batch; the inputs' samples are checked here against the one-sample graph.
+    std::map<std::string, Tensor> first;
+    for (auto &[name, t] : inputs) first.emplace(name, sample_of(t, 0, n));
+    std::vector<Tensor> ordered = order_inputs(*model_.graph, first);
+    for (size_t i = 0; i < ordered.size(); ++i) ordered[i] = inputs.at(model_.graph->inputs[i]->name);
+    return runner_->run(ordered, nullptr);
   }
-  // Sample i of every input, in place: dim 0 is outermost, so each sample is contiguous.
-  auto sample = [n](const Tensor &t, int64_t i) {
-    std::vector<int64_t> shape = t.shape();
-    shape[0] = 1;
-    size_t bytes = t.nbytes() / static_cast<size_t>(n);
-    return Tensor::borrow(t.dtype(), shape, static_cast<char *>(const_cast<void *>(t.data())) + bytes * i);
-  };
   std::vector<Tensor> outs;
   for (int64_t i = 0; i < n; ++i) {
     std::map<std::string, Tensor> one;
-    for (auto &[name, t] : inputs) one.emplace(name, sample(t, i));
+    for (auto &[name, t] : inputs) one.emplace(name, sample_of(t, i, n));
     std::vector<Tensor> r = runner_->run(order_inputs(*model_.graph, one), nullptr);
     if (i == 0) {
       for (const Tensor &o : r) {

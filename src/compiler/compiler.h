@@ -39,6 +39,9 @@ struct CompileStats {
   size_t kernel_cache_hits = 0, kernel_cache_misses = 0;
   // N when the model runs a batch of N as N samples of one (split-batch), else 0.
   int64_t batch_split = 0;
+  // With a split batch: the nodes run per sample before the SampleGather where the samples
+  // rejoin (the rest run on the whole batch); 0 when the whole graph runs per sample.
+  size_t split_prefix_nodes = 0;
 };
 
 class GraphRunner;

@@ -93,6 +93,8 @@ double node_flops(const Node &n, Eval &e) {
       double dv = rows > 0 ? out / rows : 0;
       return rows * sk * (2 * d + 2 * dv + 5);
     }
+    case OpKind::SampleGather:  // a copy
+      return 0;
     case OpKind::Gemm: {
       const Value *a = n.input(0);
       if (!a || !a->has_shape || a->shape.size() != 2) return 0;
@@ -118,23 +120,25 @@ double separable_intermediates(const Node &n, Eval &e) {
   return b;
 }
 
-void traffic(const Graph &g, Eval &e, ModelStats &s) {
-  for (auto &n : g.nodes) {
+void traffic(const Graph &g, Eval &e, ModelStats &s, size_t repeated, double times) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const auto &n = g.nodes[i];
+    const double k = i < repeated ? times : 1;
     double b = 0;
-    for (const Value *v : n->inputs) b += e.bytes(v);
-    for (const Value *v : n->outputs) b += e.bytes(v);
+    for (const Value *v : n->inputs) b += k * e.bytes(v);
+    for (const Value *v : n->outputs) b += k * e.bytes(v);
     double unfused = b;
     if (n->has_attr("fused_ops")) {
       auto ops = n->attrs.at("fused_ops").strings;
       FusedGroup fg;
       fg.node = n->describe();
       for (size_t i = 0; i < ops.size(); ++i) fg.ops += (i ? "+" : "") + ops[i];
-      fg.flops = node_flops(*n, e);
+      fg.flops = k * node_flops(*n, e);
       fg.bytes = b;
       if (n->kind == OpKind::BlockedSeparableConv) {
-        unfused += separable_intermediates(*n, e);
+        unfused += k * separable_intermediates(*n, e);
       } else {
-        unfused += 2 * e.bytes(n->output(0)) * static_cast<double>(ops.size() - 1);
+        unfused += k * 2 * e.bytes(n->output(0)) * static_cast<double>(ops.size() - 1);
       }
       fg.bytes_unfused = unfused;
       s.groups.push_back(fg);
@@ -144,18 +148,20 @@ void traffic(const Graph &g, Eval &e, ModelStats &s) {
   }
 }
 
-void count(const Graph &g, Eval &e, ModelStats &s, std::map<std::string, OpCount> &hist) {
+void count(const Graph &g, Eval &e, ModelStats &s, std::map<std::string, OpCount> &hist, size_t repeated = 0,
+           double times = 1) {
   for (const Value *v : g.initializers) {
     if (!v->constant || v->dtype == DType::String) continue;
     s.parameters += v->constant->numel();
     s.parameter_bytes += static_cast<int64_t>(v->constant->nbytes());
   }
-  for (auto &n : g.nodes) {
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const auto &n = g.nodes[i];
     auto &h = hist[op_name(n->kind)];
     h.op = op_name(n->kind);
     h.path = op_path(n->kind);
     ++h.count;
-    s.flops += node_flops(*n, e);
+    s.flops += (i < repeated ? times : 1) * node_flops(*n, e);
     for (auto &[k, a] : n->attrs) {
       for (auto &sub : a.graphs) count(*sub, e, s, hist);
     }
@@ -164,12 +170,12 @@ void count(const Graph &g, Eval &e, ModelStats &s, std::map<std::string, OpCount
 
 }  // namespace
 
-ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &symbols) {
+ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &symbols, size_t repeated, double times) {
   ModelStats s;
   Eval e{symbols};
   std::map<std::string, OpCount> hist;
-  count(g, e, s, hist);
-  traffic(g, e, s);
+  count(g, e, s, hist, repeated, times);
+  traffic(g, e, s, repeated, times);
   for (auto &[k, v] : hist) s.ops.push_back(v);
   std::stable_sort(s.ops.begin(), s.ops.end(), [](auto &a, auto &b) { return a.count > b.count; });
   s.flops_symbolic = e.symbolic;

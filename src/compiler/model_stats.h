@@ -36,7 +36,9 @@ struct ModelStats {
   std::vector<FusedGroup> groups;
 };
 
-// FLOPs with every symbolic dim evaluated at 1 unless bound in `symbols`.
-ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &symbols = {});
+// FLOPs with every symbolic dim evaluated at 1 unless bound in `symbols`. The first
+// `repeated` nodes count `times` times (a split batch's per-sample nodes).
+ModelStats compute_stats(const Graph &g, const std::map<std::string, int64_t> &symbols = {}, size_t repeated = 0,
+                         double times = 1);
 
 }  // namespace kiln

@@ -104,6 +104,14 @@ void run_pipeline(Model &m, const CompileOptions &o, Jit &jit, const LowerOption
       pack_winograd_weights(g, tile.nv * tile.vl);
     });
     run_pass("dce", m, o, [](Graph &g) { eliminate_dead_code(g); });
+    if (stats.batch_split > 1) {
+      // O2: with a split batch, the samples rejoin where the weights outweigh one sample's
+      // activations (batch_split.cpp): the nodes after the SampleGather run on the batch.
+      run_pass("sample-gather", m, o, [&stats](Graph &g) {
+        stats.split_prefix_nodes = insert_sample_gather(g, stats.batch_split);
+        if (stats.split_prefix_nodes) infer_shapes(g);
+      });
+    }
   }
   stats.nodes = m.graph->nodes.size();
 }

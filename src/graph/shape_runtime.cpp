@@ -181,4 +181,13 @@ void shape_tfidf(ShapeContext &c) {
   }
 }
 
+void shape_sample_gather(ShapeContext &c) {
+  const Shape &x = c.shape_of(0);
+  int64_t n = c.node.attr_i("samples", 0);
+  user_assert(n > 0 && !x.empty()) << c.node.describe() << ": needs a positive `samples` and an input of rank >= 1";
+  Shape out = x;
+  out[0] = Dim(n);
+  c.set_output(0, c.input(0).dtype, out);
+}
+
 }  // namespace kiln

@@ -7,9 +7,11 @@
 // A graph is split only when every node is known to treat the samples independently
 // (dim 0 of every input-dependent value is the sample); anything else -- a Shape op, a
 // reduction or reshape that mixes samples, an op not on the list -- keeps it whole.
+#include <map>
 #include <set>
 
 #include "passes/passes.h"
+#include "support/error.h"
 
 namespace kiln {
 
@@ -138,6 +140,109 @@ int64_t batch_split_factor(const Graph &g) {
   }
   // Without convs (MatMul models) a batch shares each weight panel between its samples.
   return has_conv ? n : 0;
+}
+
+namespace {
+
+bool weighted(OpKind k) {
+  switch (k) {
+    case OpKind::Conv:
+    case OpKind::FusedConv:
+    case OpKind::WinogradConv:
+    case OpKind::BlockedConv:
+    case OpKind::BlockedSeparableConv:
+    case OpKind::MatMul:
+    case OpKind::FusedMatMul:
+    case OpKind::Gemm:
+      return true;
+    default:
+      return false;
+  }
+}
+
+double bytes_of(const Value *v) {
+  if (!v || !v->has_shape) return 0;
+  double b = static_cast<double>(dtype_size(v->dtype));
+  for (const Dim &d : v->shape) b *= d.is_const() ? static_cast<double>(d.value()) : 0.0;
+  return b;
+}
+
+}  // namespace
+
+const Value *batch_split_cut(const Graph &g) {
+  const size_t count = g.nodes.size();
+  // Nodes from which on every conv / matmul reads at least as many weight bytes as
+  // activation bytes of one sample: run per sample, it would stream its weights once per
+  // sample for little activation traffic saved.
+  std::vector<bool> weights_rule(count + 1, true);
+  std::vector<bool> weighted_after(count + 1, false);
+  for (size_t i = count; i-- > 0;) {
+    const Node &n = *g.nodes[i];
+    bool ok = true;
+    if (weighted(n.kind)) {
+      double w = 0;
+      for (const Value *v : n.inputs) {
+        if (v && v->constant) w += static_cast<double>(v->constant->nbytes());
+      }
+      ok = w >= bytes_of(n.input(0));
+    }
+    weights_rule[i] = ok && weights_rule[i + 1];
+    weighted_after[i] = weighted(n.kind) || weighted_after[i + 1];
+  }
+  // Cuts: points in graph order where exactly one value is live (produced before, read
+  // after; graph inputs count as produced at the start, graph outputs as read at the end).
+  std::map<const Value *, int> uses;
+  for (const auto &n : g.nodes) {
+    for (const Value *v : n->inputs) {
+      if (v && !v->constant) ++uses[v];
+    }
+  }
+  for (const Value *v : g.outputs) ++uses[v];
+  std::set<const Value *> live;
+  for (const Value *v : g.inputs) {
+    if (uses[v] > 0) live.insert(v);
+  }
+  for (size_t i = 0; i + 1 < count; ++i) {
+    const Node &n = *g.nodes[i];
+    for (const Value *v : n.inputs) {
+      if (v && !v->constant && --uses[v] == 0) live.erase(v);
+    }
+    for (const Value *v : n.outputs) {
+      if (v && uses[v] > 0) live.insert(v);
+    }
+    if (live.size() == 1 && *live.begin() == n.output(0) && weights_rule[i + 1] && weighted_after[i + 1]) {
+      return n.output(0);
+    }
+  }
+  return nullptr;
+}
+
+size_t insert_sample_gather(Graph &g, int64_t n) {
+  const Value *cut = batch_split_cut(g);
+  if (!cut) return 0;
+  size_t at = 0;
+  while (at < g.nodes.size() && g.nodes[at].get() != cut->producer) ++at;
+  internal_assert(at < g.nodes.size()) << "split batch: the cut value has no producer";
+  Value *whole = g.new_value(cut->name + "_samples");
+  for (auto &node : g.nodes) {
+    for (Value *&v : node->inputs) {
+      if (v == cut) v = whole;
+    }
+  }
+  for (Value *&v : g.outputs) {
+    if (v == cut) v = whole;
+  }
+  Node *gather = g.new_node(OpKind::SampleGather, "SampleGather");
+  std::unique_ptr<Node> owned = std::move(g.nodes.back());
+  g.nodes.pop_back();
+  gather->name = cut->name + "/sample_gather";
+  gather->inputs = {const_cast<Value *>(cut)};
+  gather->outputs = {whole};
+  gather->attrs["samples"].kind = Attribute::Kind::Int;
+  gather->attrs["samples"].i = n;
+  whole->producer = gather;
+  g.nodes.insert(g.nodes.begin() + static_cast<long>(at) + 1, std::move(owned));
+  return at + 1;
 }
 
 }  // namespace kiln

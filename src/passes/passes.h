@@ -70,6 +70,16 @@ void fuse_separable_convs(Graph &g);
 // CompiledModel::run runs the samples one after another. 0 otherwise.
 int64_t batch_split_factor(const Graph &g);
 
+// With a split batch, where the samples may rejoin: the earliest value through which all of
+// the graph's data flows (one live value) after which every conv / matmul reads at least as
+// many weight bytes as one sample's activations (ResNet-50: layer3.0's output). Null when
+// there is none. The pipeline inserts a SampleGather there: the nodes before it run per
+// sample, the rest on the whole batch.
+const Value *batch_split_cut(const Graph &g);
+// Inserts SampleGather {samples = n} after batch_split_cut(g), readers of the cut value moved
+// to its output; returns the number of nodes before it (0: no cut, the graph unchanged).
+size_t insert_sample_gather(Graph &g, int64_t n);
+
 void pack_conv_weights(Graph &g, int mr, int nw);
 // The constant 2-D weights of FusedMatMuls at least `nw` wide, stored as column panels of
 // nw (one contiguous K x nw block per tile column), the columns past the last whole panel

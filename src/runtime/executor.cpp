@@ -127,6 +127,11 @@ GraphRunner::GraphRunner(const Graph &g, Specializer *specializer) : g_(g), spec
       s->static_outputs &= o->has_shape && shape_is_const(o->shape) && o->dtype != DType::Undefined;
       s->output_shapes.emplace_back(o->dtype, s->static_outputs ? shape_values(o->shape) : std::vector<int64_t>{});
     }
+    if (s->node->kind == OpKind::SampleGather) {
+      internal_assert(gather_ < 0) << "more than one SampleGather in graph '" << g.name << "'";
+      gather_ = static_cast<long>(i);
+      samples_ = s->node->attr_i("samples", 0);
+    }
     steps_.push_back(std::move(s));
   }
   // A view keeps its root's storage: the root's buffer lives until the view's last use.
@@ -304,7 +309,8 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
   env.parent = outer;
   internal_assert(inputs.size() == g_.inputs.size()) << "graph '" << g_.name << "' expects " << g_.inputs.size()
                                                       << " inputs, got " << inputs.size();
-  for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = inputs[i];
+  const bool split = gather_ >= 0 && !outer;
+  for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = split ? sample_of(inputs[i], 0, samples_) : inputs[i];
   for (const Value *v : g_.initializers) env.vals[v] = *v->constant;
   // Top-level runs place intermediates in an arena planned for this input signature.
   RunState state;
@@ -312,7 +318,10 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
   std::string signature;
   if (!outer) {
     rs = &state;
-    for (const Tensor &t : inputs) signature += std::string(dtype_name(t.dtype())) + shape_str(t.shape()) + ";";
+    for (const Value *v : g_.inputs) {
+      const Tensor &t = env.vals[v];
+      signature += std::string(dtype_name(t.dtype())) + shape_str(t.shape()) + ";";
+    }
     std::lock_guard<std::mutex> lock(plans_mutex_);
     auto it = plans_.find(signature);
     if (it == plans_.end()) {
@@ -330,17 +339,33 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
       if (std::getenv("KILN_POISON_ARENA")) std::memset(state.arena, 0xff, state.plan->plan.arena_bytes);
     }
   }
-  for (auto &s : steps_) {
-    if (profiling_) {
-      auto t0 = std::chrono::steady_clock::now();
-      run_step(*s, env, rs);
-      s->ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      ++s->calls;
-    } else {
-      run_step(*s, env, rs);
+  size_t first = 0;
+  if (split) {
+    // The steps before the SampleGather once per sample (the arena's prefix buffers reused;
+    // a first run records them once), each sample's value copied into the stacked one.
+    const Step &gs = *steps_[static_cast<size_t>(gather_)];
+    Tensor whole;
+    for (int64_t smp = 0; smp < samples_; ++smp) {
+      for (size_t i = 0; i < inputs.size(); ++i) env.vals[g_.inputs[i]] = sample_of(inputs[i], smp, samples_);
+      bool record = rs->record;
+      rs->record = record && smp == 0;
+      run_steps(0, static_cast<size_t>(gather_), env, rs);
+      rs->record = record;
+      const Tensor *x = env.find(gs.node->input(0));
+      internal_assert(x) << gs.node->describe() << ": its input was not computed";
+      if (smp == 0) {
+        std::vector<int64_t> shape = x->shape();
+        shape[0] *= samples_;
+        whole = Tensor(x->dtype(), shape);
+      }
+      std::memcpy(static_cast<char *>(whole.data()) + x->nbytes() * static_cast<size_t>(smp), x->data(), x->nbytes());
+      for (const Value *v : gs.frees) env.vals.erase(v);
     }
-    for (const Value *v : s->frees) env.vals.erase(v);
+    env.vals[gs.node->output(0)] = std::move(whole);
+    for (const Value *v : g_.inputs) env.vals.erase(v);
+    first = static_cast<size_t>(gather_) + 1;
   }
+  run_steps(first, steps_.size(), env, rs);
   std::vector<Tensor> outs;
   for (const Value *v : g_.outputs) {
     const Tensor *t = env.find(v);
@@ -364,6 +389,34 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
     state.plan->free_arenas.push_back(std::move(state.owned));
   }
   return outs;
+}
+
+void GraphRunner::run_steps(size_t begin, size_t end, Env &env, RunState *rs) const {
+  for (size_t k = begin; k < end; ++k) {
+    Step &s = *steps_[k];
+    if (profiling_) {
+      auto t0 = std::chrono::steady_clock::now();
+      run_step(s, env, rs);
+      s.ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      ++s.calls;
+    } else {
+      run_step(s, env, rs);
+    }
+    for (const Value *v : s.frees) env.vals.erase(v);
+  }
+}
+
+Tensor sample_of(const Tensor &t, int64_t i, int64_t n) {
+  user_assert(t.rank() >= 1 && t.shape()[0] == n)
+      << "an input has shape " << shape_str(t.shape()) << ", the model was compiled for a batch of " << n << " on dim 0";
+  std::vector<int64_t> shape = t.shape();
+  shape[0] = 1;
+  size_t bytes = t.nbytes() / static_cast<size_t>(n);
+  return Tensor::borrow(t.dtype(), shape, static_cast<char *>(const_cast<void *>(t.data())) + bytes * static_cast<size_t>(i));
+}
+
+void run_sample_gather(RuntimeKernelContext &c) {
+  internal_error << c.node.describe() << ": runs only in the executor's sample loop (a top-level graph with a split batch)";
 }
 
 Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const {

@@ -63,7 +63,8 @@ class GraphRunner {
   void bind(const KernelTable &table, const std::function<KernelFn(const std::string &)> &resolve);
 
   // Runs the graph on `inputs` (in graph input order) with outer-scope values from
-  // `outer`; returns the graph outputs in order.
+  // `outer`; returns the graph outputs in order. With a SampleGather (a split batch) the
+  // inputs hold its `samples` on dim 0 where the graph's inputs hold one.
   std::vector<Tensor> run(const std::vector<Tensor> &inputs, const Env *outer) const;
 
   const Graph &graph() const { return g_; }
@@ -106,7 +107,15 @@ class GraphRunner {
   std::set<const Value *> view_outputs_;  // outputs of Reshape-like steps (aliases)
   std::vector<std::unique_ptr<Step>> steps_;
   std::unordered_map<const Value *, size_t> last_use_;
+  // A split batch's SampleGather (top-level graphs): the steps before it run once per
+  // sample on the inputs' samples; -1 when there is none.
+  long gather_ = -1;
+  int64_t samples_ = 0;
+  void run_steps(size_t begin, size_t end, Env &env, RunState *rs) const;
 };
+
+// Sample i of n stacked on dim 0 of `t`, in place (dim 0 is outermost: each is contiguous).
+Tensor sample_of(const Tensor &t, int64_t i, int64_t n);
 
 // The graph inputs in order, from named tensors; checks names, dtypes, ranks, static dims
 // and that a symbolic dim has one value across inputs (user_error otherwise).

@@ -1,6 +1,8 @@
 // Batch splitting (passes/batch_split.cpp, CompiledModel::run_split): a conv net pinned to a
-// batch of N compiles for one sample and runs the samples one after another, matching the
-// whole batch at -O0; graphs that mix samples, or have no convs, keep the batch whole.
+// batch of N compiles for one sample and runs the samples one after another -- all of its
+// nodes, or those before a SampleGather where the weights come to outweigh a sample's
+// activations -- matching the whole batch at -O0; graphs that mix samples, or have no convs,
+// keep the batch whole.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -8,6 +10,7 @@
 #include "graph_builder.h"
 #include "graph/parser.h"
 #include "opt_levels.h"
+#include "compiler/model_stats.h"
 #include "passes/passes.h"
 
 namespace kiln {
@@ -77,6 +80,57 @@ TEST(BatchSplit, SplitConvNetMatchesWholeBatch) {
   EXPECT_EQ(compile_at(text, 1, "native", true)->stats().batch_split, 0);
   std::mt19937 rng1(5);
   EXPECT_EQ(compile_at(resnet(rng1, 1), 3, "native", true)->stats().batch_split, 0);
+}
+
+// A conv over the image (small weights, large activations), a max pool to a 6x6 map, two
+// convs whose weights outweigh one sample's activations, global pool, classifier.
+std::string wide_then_deep(std::mt19937 &rng, int batch) {
+  std::string s = "model {opset = 13}\ngraph g(%x: f32[" + std::to_string(batch) + ", 3, 24, 24]) {\n";
+  s += init("w1", {8, 3, 3, 3}, rng) + init("w2", {64, 8, 3, 3}, rng) + init("b2", {64}, rng);
+  s += init("w3", {64, 64, 3, 3}, rng) + init("fw", {64, 10}, rng) + init("fb", {10}, rng);
+  s += "  %c: ? = Conv(%x, %w1) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]}\n  %r: ? = Relu(%c)\n";
+  s += "  %p: ? = MaxPool(%r) {kernel_shape = [4, 4], strides = [4, 4]}\n";
+  s += "  %d: ? = Conv(%p, %w2, %b2) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]}\n  %d1: ? = Relu(%d)\n";
+  s += "  %e: ? = Conv(%d1, %w3) {kernel_shape = [3, 3], pads = [1, 1, 1, 1]}\n  %e1: ? = Relu(%e)\n";
+  s += "  %g: ? = GlobalAveragePool(%e1)\n  %f: ? = Flatten(%g) {axis = 1}\n";
+  return s + "  %y: ? = Gemm(%f, %fw, %fb)\n  return %y\n}\n";
+}
+
+TEST(BatchSplit, SamplesRejoinWhereWeightsOutweighActivations) {
+  // The image conv runs per sample; from the first value after which every conv's weights
+  // are at least one sample's input, a SampleGather stacks the samples and the rest runs
+  // on the whole batch (batch_split_cut). Same outputs as the whole batch and -O0.
+  std::mt19937 rng(8);
+  std::string text = wide_then_deep(rng, 3);
+  std::map<std::string, Tensor> in = {{"x", random_f32({3, 3, 24, 24}, rng, -1, 1)}};
+  auto ref = compile_at(text, 0)->run(in);
+  for (int level : {2, 3}) {
+    std::string what = "-O" + std::to_string(level);
+    auto split = compile_at(text, level, "native", /*split_batch=*/true);
+    auto whole = compile_at(text, level);
+    EXPECT_EQ(split->stats().batch_split, 3) << what;
+    const size_t prefix = split->stats().split_prefix_nodes;
+    ASSERT_GT(prefix, 0u) << what;
+    const Graph &g = split->graph();
+    ASSERT_LT(prefix, g.nodes.size()) << what;
+    const Node &gather = *g.nodes[prefix];
+    ASSERT_EQ(gather.kind, OpKind::SampleGather) << what;
+    EXPECT_EQ(gather.input(0)->shape[0].value(), 1) << what;
+    EXPECT_EQ(gather.output(0)->shape[0].value(), 3) << what;
+    EXPECT_EQ(shape_str(shape_values(g.inputs[0]->shape)), "1x3x24x24") << what;
+    EXPECT_EQ(shape_str(shape_values(g.outputs[0]->shape)), "3x10") << what;
+    for (int run = 0; run < 2; ++run) {  // the second run uses the planned arena
+      auto got = split->run(in);
+      ASSERT_EQ(got.size(), 1u);
+      expect_close(ref[0], got[0], 1e-4, 1e-5, what + " split");
+      expect_close(whole->run(in)[0], got[0], 1e-5, 1e-6, what + " split vs whole");
+    }
+    // kiln inspect's whole-batch FLOPs: the per-sample nodes count three times.
+    EXPECT_DOUBLE_EQ(compute_stats(g, {}, prefix, 3).flops, compute_stats(whole->graph()).flops) << what;
+    std::map<std::string, Tensor> two = {{"x", random_f32({2, 3, 24, 24}, rng, -1, 1)}};
+    std::string err = test::user_error_of([&] { split->run(two); });
+    EXPECT_NE(err.find("compiled for a batch of 3"), std::string::npos) << err;
+  }
 }
 
 TEST(BatchSplit, OnlySampleSeparableConvNetsSplit) {

@@ -151,8 +151,15 @@ int cmd_bench(int argc, char **argv) {
     std::printf("%s: compile %.2f s; run median %.3f ms, min %.3f ms, p90 %.3f ms (%d iterations, %d threads)\n",
                 a.positional[0].c_str(), compile_s, median, ms.front(), p90, iterations, num_threads());
     if (cm->compiled() && cm->compiled()->stats().batch_split > 1) {
-      std::printf("batch of %lld run one sample at a time (split-batch; -O1 keeps it whole)\n",
-                  static_cast<long long>(cm->compiled()->stats().batch_split));
+      const CompileStats &st = cm->compiled()->stats();
+      if (st.split_prefix_nodes) {
+        std::printf("batch of %lld: the first %zu nodes run one sample at a time, the rest on the batch (split-batch; -O1 "
+                    "keeps it whole)\n",
+                    static_cast<long long>(st.batch_split), st.split_prefix_nodes);
+      } else {
+        std::printf("batch of %lld run one sample at a time (split-batch; -O1 keeps it whole)\n",
+                    static_cast<long long>(st.batch_split));
+      }
     }
   }
   if (a.flag("--profile")) print_profile(*cm, inputs, iterations, size_t(positive_int(a.get("--top"), "--top", 25, 0)));

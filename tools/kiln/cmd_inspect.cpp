@@ -117,19 +117,12 @@ int cmd_inspect(int argc, char **argv) {
   }
   std::unique_ptr<CompiledModel> cm = CompiledModel::compile(std::move(m), opts);
   const Graph &g = cm->graph();
-  ModelStats st = compute_stats(g, symbols);
-  // A split batch runs the one-sample graph once per sample: whole-batch figures.
+  // A split batch runs its one-sample nodes once per sample (all of them, or those before
+  // the SampleGather where the samples rejoin): whole-batch figures.
   const int64_t split = cm->stats().batch_split;
-  if (split > 1) {
-    st.flops *= static_cast<double>(split);
-    st.bytes_moved *= static_cast<double>(split);
-    st.bytes_moved_unfused *= static_cast<double>(split);
-    for (auto &fg : st.groups) {
-      fg.flops *= static_cast<double>(split);
-      fg.bytes *= static_cast<double>(split);
-      fg.bytes_unfused *= static_cast<double>(split);
-    }
-  }
+  const size_t prefix = cm->stats().split_prefix_nodes;
+  ModelStats st = compute_stats(g, symbols, split > 1 ? (prefix ? prefix : g.nodes.size()) : 0,
+                                static_cast<double>(std::max<int64_t>(split, 1)));
 
   if (a.flag("--json")) {
     nlohmann::json j;
@@ -139,6 +132,7 @@ int cmd_inspect(int argc, char **argv) {
     for (const Value *v : g.inputs) j["inputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, cm.get())}});
     for (const Value *v : g.outputs) j["outputs"].push_back({{"name", v->name}, {"dtype", dtype_name(v->dtype)}, {"shape", shape_json(v, cm.get())}});
     j["batch_split"] = split;
+    j["batch_split_prefix_nodes"] = prefix;
     j["parameters"] = st.parameters;
     j["parameter_bytes"] = st.parameter_bytes;
     j["flops"] = st.flops;
@@ -172,8 +166,13 @@ int cmd_inspect(int argc, char **argv) {
               << "\n";
   }
   if (split > 1) {
-    std::cout << "batch:      " << split << " samples run one after another (split-batch: kernels, memory plan and --ir "
-              << "are for one sample)\n";
+    if (prefix) {
+      std::cout << "batch:      " << split << " samples run one after another through the first " << prefix << " of "
+                << g.nodes.size() << " nodes, then together from the SampleGather on (split-batch)\n";
+    } else {
+      std::cout << "batch:      " << split << " samples run one after another (split-batch: kernels, memory plan and --ir "
+                << "are for one sample)\n";
+    }
   }
   std::cout << "parameters: " << human(static_cast<double>(st.parameters)) << " (" << st.parameter_bytes / (1024.0 * 1024.0)
             << " MiB)\n";
