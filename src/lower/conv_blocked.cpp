@@ -126,8 +126,12 @@ Stmt blocked_stem(LowerContext &c, const ConvAttrs &a, int64_t ph, int64_t pw) {
   const int nb = OCB % 2 == 0 ? 2 : 1;
   const int64_t groups = OCB / nb;
   // R x nb = 16 accumulators of 32 registers (8 of 16): 24, as in the 1x1 kernel, ran the
-  // MobileNetV2 stem 30% slower (R broadcasts per tap in flight besides them).
-  const int64_t R = std::min<int64_t>((c.opts.vector_registers >= 32 ? 16 : 8) / nb, OW);
+  // MobileNetV2 stem 30% slower (R broadcasts per tap in flight besides them). One block
+  // (MobileNetV3's 16 channels) takes R = 14: at 16 a tile's broadcasts of a strided row
+  // (stride 2: 16 loads 8 bytes apart, kx = 2 of one column shared with kx = 0 of the next)
+  // came out of LLVM 1.8x slower (3->16 stem on 224x224: 0.21 ms -> 0.115 ms at 14 on one
+  // thread; 12..15 all 0.11-0.13).
+  const int64_t R = std::min<int64_t>(c.opts.vector_registers >= 32 ? (nb == 1 ? 14 : 8) : 8 / nb, OW);
   const int64_t T = (OW + R - 1) / R;  // the last tile ends at OW, overlapping the one before
   Type f = Type::f(32), vt = Type::f(32, b);
   std::string item = c.fresh("item"), ci = c.fresh("ci");

@@ -110,32 +110,41 @@ TEST(BlockedLayout, FlopsCountRealChannels) {
 // A stem (3 -> 24 channels, kernel x kernel with half-kernel padding on an odd 19x17 image,
 // HardSwish) in front of a depthwise + 1x1 pair (narrowing to 16, so the region keeps it):
 // the stem reads the NCHW image and writes blocked output, so there is no ToBlocked at all.
-std::string stem_block(std::mt19937 &rng, int kernel, int stride) {
-  std::string k = std::to_string(kernel), p = std::to_string(kernel / 2), st = std::to_string(stride);
-  std::string s = "model {opset = 14}\ngraph g(%x: f32[2, 3, 19, 17]) {\n";
-  s += init("ws", {24, 3, kernel, kernel}, rng) + init("bs", {24}, rng);
-  s += init("wd", {24, 1, 3, 3}, rng) + init("bd", {24}, rng) + init("wp", {16, 24, 1, 1}, rng) + init("bp", {16}, rng);
+// A stem of `ch` channels over a 19 x `width` image, then a depthwise and a 1x1 conv.
+std::string stem_block(std::mt19937 &rng, int kernel, int stride, int64_t ch = 24, int64_t width = 17) {
+  std::string k = std::to_string(kernel), p = std::to_string(kernel / 2), st = std::to_string(stride), c = std::to_string(ch);
+  std::string s = "model {opset = 14}\ngraph g(%x: f32[2, 3, 19, " + std::to_string(width) + "]) {\n";
+  s += init("ws", {ch, 3, kernel, kernel}, rng) + init("bs", {ch}, rng);
+  s += init("wd", {ch, 1, 3, 3}, rng) + init("bd", {ch}, rng) + init("wp", {16, ch, 1, 1}, rng) + init("bp", {16}, rng);
   s += "  %s0: ? = Conv(%x, %ws, %bs) {kernel_shape = [" + k + ", " + k + "], pads = [" + p + ", " + p + ", " + p + ", " +
        p + "], strides = [" + st + ", " + st + "]}\n";
   s += "  %s: ? = HardSwish(%s0)\n";
-  s += "  %d0: ? = Conv(%s, %wd, %bd) {group = 24, kernel_shape = [3, 3], pads = [1, 1, 1, 1]}\n";
+  s += "  %d0: ? = Conv(%s, %wd, %bd) {group = " + c + ", kernel_shape = [3, 3], pads = [1, 1, 1, 1]}\n";
   s += "  %d: ? = Relu(%d0)\n";
   s += "  %o: ? = Conv(%d, %wp, %bp) {kernel_shape = [1, 1]}\n";
   return s + "  return %o\n}\n";
 }
 
 TEST(BlockedLayout, StemWritesBlockedOutput) {
-  for (auto [kernel, stride] : {std::pair{3, 2}, std::pair{5, 1}, std::pair{7, 2}}) {
+  // 24 channels: two blocks with AVX-512 (tiles of 8 pixels x 2 blocks), three with AVX2;
+  // 16 over a wide image: one block (tiles of 14 pixels), the last tile of a row
+  // overlapping the one before.
+  struct Case {
+    int kernel, stride;
+    int64_t ch, width;
+  };
+  for (Case cs : {Case{3, 2, 24, 17}, Case{5, 1, 24, 17}, Case{7, 2, 24, 17}, Case{3, 2, 16, 61}, Case{5, 1, 16, 45}}) {
+    auto [kernel, stride, ch, width] = cs;
     std::mt19937 rng(3);
-    std::string text = stem_block(rng, kernel, stride);
-    std::map<std::string, Tensor> in = {{"x", random_f32({2, 3, 19, 17}, rng, -1, 1)}};
+    std::string text = stem_block(rng, kernel, stride, ch, width);
+    std::map<std::string, Tensor> in = {{"x", random_f32({2, 3, 19, width}, rng, -1, 1)}};
     auto ref = compile_at(text, 0)->run(in);
     for (const char *target : {"native", "x86-64-v3"}) {
       if (std::string(target) != "native" && Jit::host_features().find("+avx2") == std::string::npos) continue;
       for (int level : {2, 3}) {
         auto got = compile_at(text, level, target);
         std::string what = std::string(target) + " -O" + std::to_string(level) + " " + std::to_string(kernel) + "x" +
-                           std::to_string(kernel) + " stride " + std::to_string(stride);
+                           std::to_string(kernel) + " stride " + std::to_string(stride) + ", " + std::to_string(ch) + " channels";
         EXPECT_EQ(blocked_convs(*got), 3) << what;
         EXPECT_EQ(count(*got, OpKind::ToBlocked), 0) << what;
         EXPECT_EQ(count(*got, OpKind::FusedConv), 0) << what;
