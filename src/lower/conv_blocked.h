@@ -52,6 +52,10 @@ struct PointwiseTile {
   int b, nb;
   int64_t R, k, icp;
   std::string w;
+  // When > 0 (the weights' output block count): per input channel, also prefetch the
+  // weight lines of the next nb output blocks, which the thread's next tiles read (the
+  // weights stream from memory every run).
+  int64_t prefetch_ocbs = 0;
 };
 Stmt pointwise_tile(LowerContext &c, const PointwiseTile &t, const BlockedPixels &x, const BlockedPixels &y,
                     const BlockedEpilogue &ep, Expr ocb0, Expr p0);
