@@ -404,7 +404,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
       Expr yi = (vb * M + co) * N + px;
       return channel_epilogue(e, y, lanes == 1 ? yi : Ramp::make(yi, N, lanes), co, v, lanes);
     };
-    Stmt body = gemm_tiles(c, t, tl);
+    Stmt body = gemm_panel_items_fit(t, tl) ? gemm_panel_items(c, t, tl) : gemm_tiles(c, t, tl);
     if (!pointwise) {
       std::string kc = c.fresh("kc");
       Expr vkc = Var::make(Type::index(), kc);

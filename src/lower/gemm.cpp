@@ -23,6 +23,9 @@ GemmTile gemm_tile_for(const LowerOptions &o) {
 
 namespace {
 
+// K block of gemm_panel_items: a 32-wide panel block of 32 KB.
+constexpr int64_t kPanelKc = 256;
+
 Expr f32_vec(Expr v, int lanes) { return lanes == 1 ? v : Broadcast::make(v, lanes); }
 
 Expr vec_index(Expr base, int lanes) { return lanes == 1 ? base : Ramp::make(base, Expr(1), lanes); }
@@ -54,6 +57,9 @@ struct KBlock {
 // so the first row tile of that panel finds it in L2 instead of memory.
 struct NextPanel {
   Expr base, r;
+  // Lines per part (default K: the whole next panel) and the k at which they start
+  // (default 0): a K-blocked item prefetches the panel's next block instead.
+  Expr part_lines, k0;
 };
 
 // One tile: rows m0 .. m0+mr-1, columns n0 .. n0+nv*vl-1 of C. When `n_valid` is
@@ -112,8 +118,9 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
     // own panel, only the last part, which two row tiles per panel then need).
     int parts = std::max(1, nw / 16);  // panels narrower than a line (NEON): one part
     Expr part = (next.r + Expr(parts - 1)) % Expr(parts);
+    Expr lines = next.part_lines.defined() ? next.part_lines : g.K, kfrom = next.k0.defined() ? next.k0 : Expr(0);
     ahead.push_back(call(Type::index(), "prefetch",
-                         {Load::make(Type::f(32), g.b, next.base + (part * g.K + vk) * Expr(16)), Expr(0)}));
+                         {Load::make(Type::f(32), g.b, next.base + (part * lines + vk - kfrom) * Expr(16)), Expr(0)}));
   }
   if (!ahead.empty()) fmas.push_back(prefetch_stmt(c, ahead));
   Stmt kbody = Block::make(fmas);
@@ -211,7 +218,7 @@ Stmt phase(LowerContext &c, const GemmSpec &g, Expr m_lo, Expr mt, int mr, Expr 
   if (g.prefetch_next_panel && g.b_packed_nw && g.b_packed_nw == nv * vl) {
     // The tiles walk each panel's row tiles in turn (m fastest): prefetch the next panel.
     Expr last_n0 = (g.N / Expr(g.b_packed_nw) - Expr(1)) * Expr(g.b_packed_nw);
-    next = {g.b_base + max(Expr(0), min(n0 + Expr(g.b_packed_nw), last_n0)) * g.K, vt % mt};
+    next = {g.b_base + max(Expr(0), min(n0 + Expr(g.b_packed_nw), last_n0)) * g.K, vt % mt, g.K, Expr(0)};
   }
   Stmt body = tile(c, g, bs, m0, n0, mr, nv, vl, Expr(), kb, next);
   Expr count = mt * nt;
@@ -412,6 +419,52 @@ Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tl, c
     body = Allocate::make(panel, Type::f(32), g.K * Expr(nw), step);
   }
   return For::make(t, Expr(0), panels * Expr(chunks), ForKind::Parallel, body);
+}
+
+bool gemm_panel_items_fit(const GemmSpec &g, const GemmTile &tl) {
+  auto *m = g.M.as<IntImm>(), *n = g.N.as<IntImm>(), *k = g.K.as<IntImm>();
+  int nw = tl.nv * tl.vl;
+  return g.b_packed_nw == nw && !g.a_packed_mr && m && n && k && m->value >= tl.mr && n->value % nw == 0 &&
+         k->value > kPanelKc + kPanelKc / 2;
+}
+
+Stmt gemm_panel_items(LowerContext &c, const GemmSpec &g, const GemmTile &tl) {
+  internal_assert(gemm_panel_items_fit(g, tl)) << "gemm_panel_items: B must be whole packed panels and K long";
+  const int nw = tl.nv * tl.vl;
+  const int64_t M = g.M.as<IntImm>()->value, N = g.N.as<IntImm>()->value, K = g.K.as<IntImm>()->value;
+  const int64_t panels = N / nw, mt = M / tl.mr, m_tail = M % tl.mr;
+  // At least ~16 work items for the threads' guided claims; each more row chunk streams
+  // every panel once more (from L3 by then).
+  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(mt, (16 + panels - 1) / panels));
+  const int64_t nkb = (K + kPanelKc - 1) / kPanelKc, kc = (K + nkb - 1) / nkb;
+  const int64_t rows_max = (mt + chunks - 1) / chunks * tl.mr + m_tail;
+  std::string t = c.fresh("item"), kbn = c.fresh("kb"), mi = c.fresh("mi"), part = c.fresh("part");
+  Expr vt = Var::make(Type::index(), t), vkb = Var::make(Type::index(), kbn), vmi = Var::make(Type::index(), mi);
+  // Row chunks of one panel are neighbouring items (a thread's next item finds the panel in L2).
+  Expr p = vt / Expr(chunks), ch = vt % Expr(chunks), n0 = p * Expr(int64_t(nw));
+  Expr m_lo = ch * Expr(mt) / Expr(chunks), m_hi = (ch + Expr(1)) * Expr(mt) / Expr(chunks);
+  Expr row_base = m_lo * Expr(int64_t(tl.mr));
+  KBlock kb{vkb * Expr(kc), min(Expr(kc), Expr(K) - vkb * Expr(kc)), vkb == Expr(0), vkb == Expr(nkb - 1)};
+  GemmSpec gp = g;
+  gp.c = part;
+  gp.c_index = [row_base, n0, nw](Expr m, Expr n) { return (m - row_base) * Expr(int64_t(nw)) + (n - n0); };
+  BSource bs{g.b, g.b_base + n0 * Expr(K), Expr(int64_t(nw)), Expr(0)};
+  // While a block runs, its row tiles prefetch the panel's next block (after the last, the
+  // next panel's first), so that only the first item of a thread waits on memory.
+  Expr last_n0 = Expr((panels - 1) * nw);
+  Expr next_block = select(vkb == Expr(nkb - 1), min(n0 + Expr(int64_t(nw)), last_n0) * Expr(K),
+                           n0 * Expr(K) + (kb.k0 + Expr(kc)) * Expr(int64_t(nw)));
+  NextPanel next{g.b_base + next_block, vmi - m_lo, Expr(kc), kb.k0};
+  std::vector<Stmt> steps = {For::make(mi, m_lo, m_hi - m_lo, ForKind::Serial,
+                                       tile(c, gp, bs, vmi * Expr(int64_t(tl.mr)), n0, tl.mr, tl.nv, tl.vl, Expr(), kb, next))};
+  if (m_tail > 0) {
+    // The rows past the last whole row tile: one narrower tile, in the last chunk.
+    steps.push_back(IfThenElse::make(ch == Expr(chunks - 1), tile(c, gp, bs, Expr(mt * tl.mr), n0, static_cast<int>(m_tail),
+                                                                   tl.nv, tl.vl, Expr(), kb)));
+  }
+  Stmt body = Allocate::make(part, Type::f(32), Expr(rows_max * nw),
+                             For::make(kbn, Expr(0), Expr(nkb), ForKind::Serial, Block::make(steps)));
+  return For::make(t, Expr(0), Expr(panels * chunks), ForKind::Parallel, body);
 }
 
 Activation Activation::of(const Node &n, const std::string &prefix) {

@@ -84,6 +84,15 @@ Stmt gemm_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, ForKin
 using PackPanel = std::function<Stmt(const std::string &buf, Expr base, Expr n0, int nw, Expr k0, Expr klen)>;
 Stmt gemm_packed_tiles(LowerContext &c, const GemmSpec &g, const GemmTile &tile, const PackPanel &pack);
 
+// B in whole packed panels (b_packed_nw = nv * vl, N a multiple of it) and a long
+// reduction (K > 384), A read in place (a conv's im2col matrix transposed, or its input):
+// work items (panel, chunk of row tiles), each running K in blocks of 256 over all of its
+// row tiles, partial sums in a per-item buffer. The panel's block stays in L1 / L2 for
+// every row tile instead of streaming the whole panel (e.g. 590 KB for a 3x3 conv over 512
+// channels) once per row tile beside A. `gemm_panel_items_fit` says whether it applies.
+bool gemm_panel_items_fit(const GemmSpec &g, const GemmTile &tile);
+Stmt gemm_panel_items(LowerContext &c, const GemmSpec &g, const GemmTile &tile);
+
 // Activation applied in a fused epilogue; works on scalars and vectors.
 struct Activation {
   // "", Relu, LeakyRelu, Clip, HardSigmoid, HardSwish, Sigmoid, SiLU (x * sigmoid(x)),

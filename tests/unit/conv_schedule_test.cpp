@@ -256,6 +256,21 @@ TEST_F(ConvSchedule, FewPixelsRunTheGemmTransposed) {
   EXPECT_NE(ir["y7"].find("col"), std::string::npos) << ir["y7"];
 }
 
+TEST_F(ConvSchedule, LongReductionsOfTransposedGemmsRunInBlocks) {
+  // Transposed conv GEMMs (few pixels) with K > 384 run per (panel, chunk of row tiles),
+  // K in blocks with partial sums per item (gemm_panel_items): 3x3 over 64 channels on 7x7
+  // (K = 576: three blocks of 192; one panel, so the 7 row tiles split into chunks), batch 2;
+  // 1x1 over 448 channels read in place (two panels); 3x3 stride 2 over 48 channels onto 7x7
+  // (K = 432); 1x1 over 400 channels on 5x5 (25 pixels: three row tiles of 8 and a one-row
+  // tile in the last chunk; AVX2: five of 5), without bias.
+  auto ir = expect_matches({{{2, 64, 7, 7}, {{{32, 64, 3, 3}, "pads = [1, 1, 1, 1]"}}},
+                            {{1, 448, 7, 7}, {{{64, 448, 1, 1}, ""}}},
+                            {{1, 48, 14, 13}, {{{64, 48, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
+                            {{1, 400, 5, 5}, {{{32, 400, 1, 1}, "", false}}}},
+                           3);
+  for (const char *y : {"y0", "y1", "y2", "y3"}) EXPECT_NE(ir[y].find("part"), std::string::npos) << ir[y];
+}
+
 TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
   // Stem-like convs (<= 4 input channels, rows >= a vector): each output row from padded
   // copies of its input rows, 8 (packed: mr) output channels per pass. Rows of 20 end in an
