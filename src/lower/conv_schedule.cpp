@@ -385,9 +385,20 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
         break;
       }
     }
+    // The images of a static batch fold into the GEMM's rows (row m: image m / P, pixel m % P)
+    // where the weights outweigh the batch's rows (more output channels than rows): each
+    // weight panel then serves every image's row tiles from cache instead of streaming once
+    // per image (ResNet-50 at batch 8: layer4). Otherwise image by image, each image's rows
+    // staying in cache across all panels (layer3: folding measured 3.5% slower at 1 thread).
+    auto *batch_c = y.shape[0].as<IntImm>(), *m_c = M.as<IntImm>();
+    const int64_t images = batch_c && m_c && m_c->value > batch_c->value * n_px ? batch_c->value : 1;
+    const bool fold = images > 1;
+    // Per image: the input [C][P] (1x1 stride 1, read in place) or its im2col matrix [K][P].
+    Expr per_image = pointwise ? x.shape[1] * HW : K * N;
     GemmSpec t;
     t.a = pointwise ? x.buf : c.fresh("col");
-    t.a_base = pointwise ? x_base : Expr(0);
+    t.a_base = fold || !pointwise ? Expr(0) : x_base;
+    if (fold) t.a_row = [=](Expr m) { return m / Expr(n_px) * per_image + m % Expr(n_px); };
     t.a_sm = Expr(1);
     t.a_sk = N;
     t.b = w.buf;
@@ -396,25 +407,32 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     t.b_packed_nw = nw;
     t.prefetch_packed = true;
     t.prefetch_next_panel = true;
-    t.M = N;
+    t.M = Expr(images * n_px);
+    if (!fold) t.M = N;
     t.N = M;
     t.K = K;
     t.overlap_last_tile = true;  // the output shares no memory with the conv's inputs
-    t.epilogue = [&](Expr px, Expr co, Expr v, int lanes) {
-      Expr yi = (vb * M + co) * N + px;
+    t.epilogue = [&](Expr m, Expr co, Expr v, int lanes) {
+      Expr img = fold ? m / Expr(n_px) : vb, px = fold ? m % Expr(n_px) : m;
+      Expr yi = (img * M + co) * N + px;
       return channel_epilogue(e, y, lanes == 1 ? yi : Ramp::make(yi, N, lanes), co, v, lanes);
     };
     Stmt body = gemm_panel_items_fit(t, tl) ? gemm_panel_items(c, t, tl) : gemm_tiles(c, t, tl);
     if (!pointwise) {
+      // The im2col matrix of each image, in parallel over (image, block of K rows).
       std::string kc = c.fresh("kc");
       Expr vkc = Var::make(Type::index(), kc);
       constexpr int64_t kChunk = 64;
-      Expr k0 = vkc * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
-      Stmt pack = For::make(kc, Expr(0), (K + Expr(kChunk - 1)) / Expr(kChunk), ForKind::Parallel,
-                            pack_conv_panel(c, gm, false, t.a, k0 * N, Expr(0), static_cast<int>(n_px), x_base, k0, klen));
-      body = Allocate::make(t.a, Type::f(32), K * N, Block::make({pack, body}));
+      Expr chunks = (K + Expr(kChunk - 1)) / Expr(kChunk);
+      Expr img = fold ? vkc / chunks : vb, k0 = (fold ? vkc % chunks : vkc) * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
+      Expr img_x = (img * x.shape[1] + vg * cin_g) * HW;
+      Stmt pack = For::make(kc, Expr(0), fold ? chunks * Expr(images) : chunks, ForKind::Parallel,
+                            pack_conv_panel(c, gm, false, t.a, (fold ? img * per_image : Expr(0)) + k0 * N, Expr(0),
+                                            static_cast<int>(n_px), img_x, k0, klen));
+      body = Allocate::make(t.a, Type::f(32), per_image * Expr(images), Block::make({pack, body}));
     }
-    return For::make(bn, Expr(0), y.shape[0], ForKind::Serial, For::make(gn, Expr(0), Expr(1), ForKind::Serial, body));
+    body = For::make(gn, Expr(0), Expr(1), ForKind::Serial, body);
+    return fold ? body : For::make(bn, Expr(0), y.shape[0], ForKind::Serial, body);
   }
   auto *n_px = N.as<IntImm>();
   int nr = gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl;

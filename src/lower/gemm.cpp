@@ -88,6 +88,7 @@ Stmt tile(LowerContext &c, const GemmSpec &g, const BSource &bs, Expr m0, Expr n
   for (int i = 0; i < mr; ++i) {
     std::string n = c.fresh("a");
     Expr ai = g.a_packed_mr == mr ? g.a_base + m0 * g.a_sm + vk * Expr(mr) + Expr(i)
+              : g.a_row           ? g.a_base + g.a_row(m0 + Expr(i)) + vk * g.a_sk
                                   : g.a_base + (m0 + Expr(i)) * g.a_sm + vk * g.a_sk;
     lets.emplace_back(n, f32_vec(Load::make(Type::f(32), g.a, ai), vl));
     av.push_back(Var::make(vt, n));

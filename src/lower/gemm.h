@@ -20,6 +20,10 @@ struct GemmSpec {
   std::string a;
   Expr a_base, a_sm, a_sk;
   int a_packed_mr = 0;
+  // Optional, instead of m * a_sm: where row m of A starts, A(m, k) = a[a_base + a_row(m) +
+  // k * a_sk] (evaluated once per row of a tile): rows of several images folded into one
+  // GEMM.
+  std::function<Expr(Expr m)> a_row;
   // B(k, n) = b[b_base + k * b_sk + n]: contiguous along n; or, when b_packed_nw > 0
   // (constant weights packed at compile time, passes/pack_weights.cpp), column panels of
   // b_packed_nw stored one after another: B(k, p * nw + j) = b[b_base + (p * K + k) * nw + j],
