@@ -286,6 +286,22 @@ TEST_F(ConvSchedule, BatchesFoldIntoTransposedGemmRowsWhereWeightsOutweighThem) 
   EXPECT_NE(ir["y4"].find("for (n"), std::string::npos) << ir["y4"];
 }
 
+TEST_F(ConvSchedule, SmallMapsPackTheirIm2colRowByRow) {
+  // Transposed GEMMs on maps with rows of at most 16 build the im2col matrix per (channel,
+  // tap, output row), each column's padding known when compiling: dilation 2 with
+  // asymmetric pads (7x8 output), 5x5 stride 2 with asymmetric pads (5x3), batch 2 with
+  // 20 channels (two groups of 8 and one of 4), 3x3 stride 2 onto 7x7 from 14x13.
+  auto ir = expect_matches({{{2, 20, 9, 9},
+                             {{{64, 20, 3, 3}, "dilations = [2, 2], pads = [2, 1, 0, 2]"},
+                              {{32, 20, 5, 5}, "pads = [2, 1, 2, 0], strides = [2, 2]", false}}},
+                            {{1, 16, 14, 13}, {{{32, 16, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}}},
+                           3);
+  for (const char *y : {"y0", "y1", "y2"}) {
+    EXPECT_NE(ir[y].find("col"), std::string::npos) << ir[y];
+    EXPECT_EQ(ir[y].find("seg"), std::string::npos) << ir[y];
+  }
+}
+
 TEST_F(ConvSchedule, FewInputChannelsRunDirectRows) {
   // Stem-like convs (<= 4 input channels, rows >= a vector): each output row from padded
   // copies of its input rows, 8 (packed: mr) output channels per pass. Rows of 20 end in an
