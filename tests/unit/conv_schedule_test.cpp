@@ -287,7 +287,7 @@ TEST_F(ConvSchedule, BatchesFoldIntoTransposedGemmRowsWhereWeightsOutweighThem) 
 }
 
 TEST_F(ConvSchedule, SmallMapsPackTheirIm2colRowByRow) {
-  // Transposed GEMMs on maps with rows of at most 16 build the im2col matrix per (channel,
+  // Transposed GEMMs on maps with rows of at most 32 build the im2col matrix per (channel,
   // tap, output row), each column's padding known when compiling: dilation 2 with
   // asymmetric pads (7x8 output), 5x5 stride 2 with asymmetric pads (5x3), batch 2 with
   // 20 channels (two groups of 8 and one of 4), 3x3 stride 2 onto 7x7 from 14x13.
