@@ -452,7 +452,6 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     t.prefetch_packed = true;
     t.prefetch_next_panel = true;
     t.M = Expr(images * n_px);
-    if (!fold) t.M = N;
     t.N = M;
     t.K = K;
     t.overlap_last_tile = true;  // the output shares no memory with the conv's inputs
@@ -462,29 +461,26 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
       return channel_epilogue(e, y, lanes == 1 ? yi : Ramp::make(yi, N, lanes), co, v, lanes);
     };
     Stmt body = gemm_panel_items_fit(t, tl) ? gemm_panel_items(c, t, tl) : gemm_tiles(c, t, tl);
-    if (!pointwise && small_im2col_fits(gm)) {
-      // The im2col matrix of each image, in parallel over (image, 8 input channels).
+    if (!pointwise) {
+      // The im2col matrix of each image, in parallel over (image, part): on rows of at most 32
+      // per 8 input channels (pack_small_im2col), otherwise per 64 rows of K (pack_conv_panel).
+      const bool small = small_im2col_fits(gm);
+      constexpr int64_t kChannels = 8, kRows = 64;
+      Expr parts = small ? (cin_g + Expr(kChannels - 1)) / Expr(kChannels) : (K + Expr(kRows - 1)) / Expr(kRows);
       std::string it = c.fresh("kc");
       Expr vit = Var::make(Type::index(), it);
-      constexpr int64_t kChannels = 8;
-      Expr groups = (cin_g + Expr(kChannels - 1)) / Expr(kChannels);
-      Expr img = fold ? vit / groups : vb, ic0 = (fold ? vit % groups : vit) * Expr(kChannels);
-      Expr img_x = (img * x.shape[1] + vg * cin_g) * HW;
-      Stmt pack = For::make(it, Expr(0), fold ? groups * Expr(images) : groups, ForKind::Parallel,
-                            pack_small_im2col(c, gm, t.a, fold ? img * per_image : Expr(0), img_x, ic0,
-                                              min(Expr(kChannels), cin_g - ic0)));
-      body = Allocate::make(t.a, Type::f(32), per_image * Expr(images), Block::make({pack, body}));
-    } else if (!pointwise) {
-      // The im2col matrix of each image, in parallel over (image, block of K rows).
-      std::string kc = c.fresh("kc");
-      Expr vkc = Var::make(Type::index(), kc);
-      constexpr int64_t kChunk = 64;
-      Expr chunks = (K + Expr(kChunk - 1)) / Expr(kChunk);
-      Expr img = fold ? vkc / chunks : vb, k0 = (fold ? vkc % chunks : vkc) * Expr(kChunk), klen = min(Expr(kChunk), K - k0);
-      Expr img_x = (img * x.shape[1] + vg * cin_g) * HW;
-      Stmt pack = For::make(kc, Expr(0), fold ? chunks * Expr(images) : chunks, ForKind::Parallel,
-                            pack_conv_panel(c, gm, false, t.a, (fold ? img * per_image : Expr(0)) + k0 * N, Expr(0),
-                                            static_cast<int>(n_px), img_x, k0, klen));
+      Expr img = fold ? vit / parts : vb, part = fold ? vit % parts : vit;
+      Expr img_x = (img * x.shape[1] + vg * cin_g) * HW, img_col = fold ? img * per_image : Expr(0);
+      Stmt fill;
+      if (small) {
+        Expr ic0 = part * Expr(kChannels);
+        fill = pack_small_im2col(c, gm, t.a, img_col, img_x, ic0, min(Expr(kChannels), cin_g - ic0));
+      } else {
+        Expr k0 = part * Expr(kRows);
+        fill = pack_conv_panel(c, gm, false, t.a, img_col + k0 * N, Expr(0), static_cast<int>(n_px), img_x, k0,
+                               min(Expr(kRows), K - k0));
+      }
+      Stmt pack = For::make(it, Expr(0), parts * Expr(images), ForKind::Parallel, fill);
       body = Allocate::make(t.a, Type::f(32), per_image * Expr(images), Block::make({pack, body}));
     }
     body = For::make(gn, Expr(0), Expr(1), ForKind::Serial, body);

@@ -275,15 +275,18 @@ TEST_F(ConvSchedule, BatchesFoldIntoTransposedGemmRowsWhereWeightsOutweighThem) 
   // A static batch whose images' pixels are fewer than the output channels runs as one
   // transposed GEMM over all images' rows (no loop over images): 3x3 with an im2col matrix
   // per image; 1x1 read in place; 1x1 over 400 channels on 3x3 maps, batch 3 (27 rows: K in
-  // blocks, a narrower last row tile); 3x3 stride 2 over 64 channels (K = 576, blocks).
-  // 32 channels on 2 x 49 pixels stay image by image.
+  // blocks, a narrower last row tile); 3x3 stride 2 over 64 channels (K = 576, blocks); 1x1
+  // stride 2 onto rows of 40 (the general im2col packer). 32 channels on 2 x 49 pixels stay
+  // image by image.
   auto ir = expect_matches({{{2, 16, 4, 4}, {{{64, 16, 3, 3}, "pads = [1, 1, 1, 1]"}, {{64, 16, 1, 1}, "", false}}},
                             {{3, 400, 3, 3}, {{{96, 400, 1, 1}, ""}}},
                             {{2, 64, 5, 5}, {{{64, 64, 3, 3}, "pads = [1, 1, 1, 1], strides = [2, 2]"}}},
+                            {{2, 24, 1, 80}, {{{96, 24, 1, 1}, "strides = [2, 2]"}}},
                             {{2, 24, 7, 7}, {{{32, 24, 1, 1}, ""}}}},
                            3);
-  for (const char *y : {"y0", "y1", "y2", "y3"}) EXPECT_EQ(ir[y].find("for (n"), std::string::npos) << ir[y];
-  EXPECT_NE(ir["y4"].find("for (n"), std::string::npos) << ir["y4"];
+  for (const char *y : {"y0", "y1", "y2", "y3", "y4"}) EXPECT_EQ(ir[y].find("for (n"), std::string::npos) << ir[y];
+  EXPECT_NE(ir["y4"].find("seg"), std::string::npos) << ir["y4"];
+  EXPECT_NE(ir["y5"].find("for (n"), std::string::npos) << ir["y5"];
 }
 
 TEST_F(ConvSchedule, SmallMapsPackTheirIm2colRowByRow) {
