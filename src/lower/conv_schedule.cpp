@@ -419,16 +419,7 @@ Stmt conv_schedule(LowerContext &c, const ConvAttrs &a, const std::vector<Expr> 
     internal_assert(n_c && a.group == 1 && nw == gemm_tile_for(c.opts).nv * gemm_tile_for(c.opts).vl)
         << c.node.describe() << ": weights packed for " << nw << "-column panels";
     int64_t n_px = n_c->value;
-    // Row tiles (pixels) dividing the pixel count where one close to the register tile does
-    // (7 for 7x7 and 14x14 maps); otherwise the last row tile overlaps the one before it.
-    // Either way no remainder row streams every weight panel again for one pixel.
-    GemmTile tl = gemm_tile_for(c.opts);
-    for (int r = tl.mr; r >= (3 * tl.mr + 3) / 4; --r) {
-      if (n_px % r == 0) {
-        tl.mr = r;
-        break;
-      }
-    }
+    GemmTile tl = gemm_tile_for_rows(c.opts, n_px);
     // The images of a static batch fold into the GEMM's rows (row m: image m / P, pixel m % P)
     // where the weights outweigh the batch's rows (more output channels than rows): each
     // weight panel then serves every image's row tiles from cache instead of streaming once

@@ -21,6 +21,17 @@ GemmTile gemm_tile_for(const LowerOptions &o) {
   return {4, 2, 4};
 }
 
+GemmTile gemm_tile_for_rows(const LowerOptions &o, int64_t rows) {
+  GemmTile tl = gemm_tile_for(o);
+  for (int r = tl.mr; r >= (3 * tl.mr + 3) / 4; --r) {
+    if (rows % r == 0) {
+      tl.mr = r;
+      break;
+    }
+  }
+  return tl;
+}
+
 namespace {
 
 // K block of gemm_panel_items: a 32-wide panel block of 32 KB.

@@ -71,6 +71,11 @@ struct GemmTile {
   int mr, nv, vl;
 };
 GemmTile gemm_tile_for(const LowerOptions &o);
+// For A read in place (rows not packed for a fixed mr): row tiles of a size that divides
+// `rows` where one close to the register tile does (7 for 7x7 and 14x14 maps: 49 = 7 x 7);
+// otherwise the full tile, the last row tile overlapping the one before it. Either way no
+// remainder row streams every panel of B again.
+GemmTile gemm_tile_for_rows(const LowerOptions &o, int64_t rows);
 
 // The tiled GEMM: every tile of the main phase in one parallel loop (row tiles fastest,
 // so consecutive iterations on a thread reuse one column panel of B from cache). With

@@ -9,6 +9,7 @@
 
 #include <random>
 
+#include "lower/gemm.h"
 #include "opt_levels.h"
 
 namespace kiln {
@@ -205,6 +206,21 @@ TEST(GemmPacked, PackedWeightsMatchReference) {
       }
     }
   }
+}
+
+// Row tiles over A read in place (transposed conv and Winograd GEMMs): a size that divides
+// the rows where one within a quarter of the register tile does, else the full tile.
+TEST(GemmTile, RowTilesDivideTheRowsWhereOneCloseToTheTileDoes) {
+  LowerOptions avx512{3, 512, 32}, avx2{3, 256, 16};
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 49).mr, 7);   // a 7x7 map, or 7 x 7 Winograd tiles
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 196).mr, 7);  // 14x14
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 36).mr, 6);
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 16).mr, 8);
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 50).mr, 8);   // 5 does not count: too far from 8
+  EXPECT_EQ(gemm_tile_for_rows(avx512, 5).mr, 8);
+  EXPECT_EQ(gemm_tile_for_rows(avx2, 49).mr, 6);
+  EXPECT_EQ(gemm_tile_for_rows(avx2, 25).mr, 5);
+  EXPECT_EQ(gemm_tile_for_rows(avx2, 49).nv * gemm_tile_for_rows(avx2, 49).vl, 16);
 }
 
 }  // namespace

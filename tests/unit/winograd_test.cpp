@@ -104,6 +104,18 @@ TEST(Winograd, FewTilesRunTheGemmsTransposed) {
   EXPECT_TRUE(prefetches(*o3)) << "the transposed GEMMs do not prefetch the next panel of U";
   // 8 input channels (not a whole AVX-512 vector): the planar transforms, same GEMMs.
   EXPECT_TRUE(prefetches(*compile_at(conv_model({8, 32, 13, 18, "[1, 1, 1, 1]", false, false, ""}, rng, 13, 18), 3)));
+  // 49 image tiles (27x26, 28x28) run in row tiles of 7 with AVX-512's 8 x 32 tiles (no
+  // overlapping last row tile): accumulators of 7 x 32. Planar and channels-last transforms.
+  check({16, 32, 28, 28, "[1, 1, 1, 1]", true, true, "Relu"}, 28, 28);
+  for (int c : {8, 16}) {
+    auto cm = compile_at(conv_model({c, 32, 28, 28, "[1, 1, 1, 1]", true, false, ""}, rng, 28, 28), 3);
+    for (auto &n : cm->graph().nodes) {
+      if (n->kind != OpKind::WinogradConv || n->attr_i("packed_nr", 0) != 32) continue;
+      bool seven = false;
+      for (const std::string &k : cm->kernel_ir()) seven |= k.find("[f32 * 224]") != std::string::npos;
+      EXPECT_TRUE(seven) << c << " channels: no 7 x 32 accumulator tile";
+    }
+  }
 }
 
 TEST(Winograd, ChannelsLastTransforms) {
