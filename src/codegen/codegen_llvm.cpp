@@ -318,6 +318,18 @@ class CodeGen {
       for (int i = 0; i < c.type.lanes; ++i) mask.push_back(static_cast<int>(phase->value + i * stride->value));
       return b_.CreateShuffleVector(expr(c.args[0]), mask);
     }
+    if (n == "interleave") {
+      // interleave(a, b, half): lanes half * L/2 + j of a and b alternating, j < L/2.
+      auto *half = c.args[2].as<IntImm>();
+      internal_assert(half && c.type.lanes % 2 == 0) << "interleave needs a constant half and even lanes";
+      std::vector<int> mask;
+      const int h = c.type.lanes / 2;
+      for (int j = 0; j < h; ++j) {
+        mask.push_back(static_cast<int>(half->value) * h + j);
+        mask.push_back(c.type.lanes + static_cast<int>(half->value) * h + j);
+      }
+      return b_.CreateShuffleVector(expr(c.args[0]), expr(c.args[1]), mask);
+    }
     if (n == "prefetch") {
       // prefetch(Load of the first element, write): the cache line of that element, for
       // reading (0) or writing (1); no value (an index 0).

@@ -152,7 +152,9 @@ struct Broadcast : ExprBase<IRNodeType::Broadcast> {
 // (half to even), abs, pow, atan2, fma, isnan, isinf, bit ops (shl, shr, and, or, xor),
 // reinterpret (the same bits as the call's type, e.g. i32 <-> f32).
 // Vector: stride_lanes(v, phase, stride) = lanes phase, phase + stride, ... of v (the
-// call's type gives the result lanes; phase and stride are constants).
+// call's type gives the result lanes; phase and stride are constants);
+// interleave(a, b, half) = a[h], b[h], a[h + 1], b[h + 1], ... from h = half * lanes / 2
+// (half 0 or 1, a constant): the low or high halves of a and b, alternating.
 struct Call : ExprBase<IRNodeType::Call> {
   std::string name;
   std::vector<Expr> args;
