@@ -120,10 +120,11 @@ GemmTile gemm_tile(const LowerOptions &o, int64_t rows) {
 // a x a patch of each channel (zero outside the image, tested once per patch element: the
 // lanes share their position) and stores contiguous V vectors; the GEMM's results are
 // contiguous Mb vectors; the output transform reads them contiguously and scatters each
-// output pixel's L channels, skipping pixels past the map's edge. On maps at least a
-// vector wide both go through a channels-last band of the tile row's rows instead, with
-// L x L transposes (`transpose_lanes`) between it and the planes: whole row segments are
-// loaded / stored contiguously (56x56: the transforms' share of the conv 44% -> 24%).
+// output pixel's L channels, skipping pixels past the map's edge. On maps at least 4
+// pixels wide both go through a channels-last band of the tile row's rows instead, with
+// w x w transposes (`transpose_lanes`; w the largest power of two <= min(L, row width), per
+// w of the L channels) between it and the planes: whole row segments are loaded / stored
+// contiguously (the transforms' share of a conv: 56x56 44% -> 24%, 14x14 13% -> 9%).
 struct WinogradShape {
   int m, al;
   int64_t C, M, H, W, OH, OW, TH, TW, ph, pw;
@@ -144,11 +145,19 @@ Stmt winograd_channels_last(LowerContext &c, const WinogradShape &s, const ConvE
   Expr c0 = vit / Expr(s.TH) * Expr(int64_t(L)), th = vit % Expr(s.TH), t = th * Expr(s.TW) + vtw;
   Expr x_base = (vb * Expr(s.C) + c0) * Expr(HW);
   std::vector<Expr> d;  // d[r * al + q]: the patch element of L channels
-  // Rows at least a vector wide: the tile row's band of input rows is first transposed to
-  // channels-last (band[r][j][L], j = iw + pw, zero outside the image) by L x L in-register
-  // transposes of whole row segments, so each patch element is one contiguous load instead
-  // of L strided ones (every input element was gathered ~(al / m)^2 times).
-  const bool banded = s.W >= L;
+  // The tile row's band of input rows is first transposed to channels-last (band[r][j][L],
+  // j = iw + pw, zero outside the image) by in-register transposes of whole row segments,
+  // so each patch element is one contiguous load instead of L strided ones (every input
+  // element was gathered ~(al / m)^2 times). Rows narrower than a vector (14x14 with
+  // AVX-512) transpose w x w blocks (w the largest power of two <= the row, at least 4)
+  // per w of the L channels.
+  auto width = [&](int64_t n) {
+    int w = L;
+    while (w > n) w /= 2;
+    return w;
+  };
+  const int wi = width(s.W);
+  const bool banded = wi >= 4;
   const int64_t band_w = (s.TW - 1) * m + al;
   std::string band = c.fresh("band");
   for (int r = 0; r < al; ++r) {
@@ -179,20 +188,28 @@ Stmt winograd_channels_last(LowerContext &c, const WinogradShape &s, const ConvE
     Expr ih = th * Expr(int64_t(m)) + vr - Expr(s.ph), row = vr * Expr(band_w);
     Expr zero = Broadcast::make(make_zero(f), L);
     auto put = [&](Expr j, Expr v) { return Store::make(band, v, Ramp::make((row + j) * Expr(int64_t(L)), Expr(1), L)); };
-    // Segments of L columns from iw0 = 0, L, 2L, ..., the last one ending at W.
+    // Segments of wi columns from iw0 = 0, wi, 2 wi, ..., the last one ending at W; per
+    // segment a wi x wi transpose for each wi of the L channels.
     std::vector<Stmt> fill;
-    for (int64_t iw0 = 0;; iw0 += L) {
-      iw0 = std::min<int64_t>(iw0, s.W - L);
-      std::vector<Expr> rows;
-      for (int l = 0; l < L; ++l) {
-        rows.push_back(Load::make(vt, x.buf, Ramp::make(x_base + Expr(int64_t(l) * HW) + ih * Expr(s.W) + Expr(iw0), Expr(1), L)));
+    const Type wt = Type::f(32, wi);
+    for (int64_t iw0 = 0;; iw0 += wi) {
+      iw0 = std::min<int64_t>(iw0, s.W - wi);
+      for (int c1 = 0; c1 < L; c1 += wi) {
+        std::vector<Expr> rows;
+        for (int l = 0; l < wi; ++l) {
+          Expr at = x_base + Expr(int64_t(c1 + l) * HW) + ih * Expr(s.W) + Expr(iw0);
+          rows.push_back(Load::make(wt, x.buf, Ramp::make(at, Expr(1), wi)));
+        }
+        fill.push_back(transpose_lanes(c, rows, [&](const std::vector<Expr> &cols) {
+          std::vector<Stmt> st;
+          for (int j = 0; j < wi; ++j) {
+            Expr at = (row + Expr(iw0 + j + s.pw)) * Expr(int64_t(L)) + Expr(int64_t(c1));
+            st.push_back(Store::make(band, cols[j], Ramp::make(at, Expr(1), wi)));
+          }
+          return Block::make(st);
+        }));
       }
-      fill.push_back(transpose_lanes(c, rows, [&](const std::vector<Expr> &cols) {
-        std::vector<Stmt> st;
-        for (int j = 0; j < L; ++j) st.push_back(put(Expr(iw0 + j + s.pw), cols[j]));
-        return Block::make(st);
-      }));
-      if (iw0 + L >= s.W) break;
+      if (iw0 + wi >= s.W) break;
     }
     // Columns of the padding: zero.
     for (int64_t j = 0; j < band_w; ++j) {
@@ -239,10 +256,11 @@ Stmt winograd_channels_last(LowerContext &c, const WinogradShape &s, const ConvE
   std::vector<Expr> mloads;
   for (int k = 0; k < P; ++k) mloads.push_back(Load::make(vt, Mb, Ramp::make((Expr(int64_t(k)) * Expr(T) + t2) * Expr(s.M) + m0, Expr(1), L)));
   auto vec = [&](const Operand *o) { return Load::make(vt, o->buf, Ramp::make(m0, Expr(1), L)); };
-  // Rows at least a vector wide: the tile row's m output rows go to a channels-last band
-  // first, then L x L transposes turn each segment of L pixels into L channel rows that
-  // take the epilogue and store contiguously (instead of L lanes scattered per pixel).
-  const bool out_banded = s.OW >= L;
+  // The tile row's m output rows go to a channels-last band first, then w x w transposes
+  // (as for the input) turn each segment of w pixels into w channel rows that take the
+  // epilogue and store contiguously (instead of L lanes scattered per pixel).
+  const int wo = width(s.OW);
+  const bool out_banded = wo >= 4;
   const int64_t oband_w = s.TW * m;
   std::string oband = c.fresh("oband");
   Stmt tile_out = sandwich(c, mloads, al, m, at, [&](const std::vector<Expr> &Y) {
@@ -271,30 +289,36 @@ Stmt winograd_channels_last(LowerContext &c, const WinogradShape &s, const ConvE
   if (out_banded) {
     std::string rn = c.fresh("r");
     Expr vr = Var::make(Type::index(), rn), oh = th2 * Expr(int64_t(m)) + vr;
-    auto scalar = [&](const Operand *o, int l) { return Broadcast::make(Load::make(f, o->buf, m0 + Expr(int64_t(l))), L); };
-    // Segments of L pixels from ow0 = 0, L, 2L, ..., the last one ending at OW.
+    const Type wt = Type::f(32, wo);
+    auto scalar = [&](const Operand *o, int l) { return Broadcast::make(Load::make(f, o->buf, m0 + Expr(int64_t(l))), wo); };
+    // Segments of wo pixels from ow0 = 0, wo, 2 wo, ..., the last one ending at OW; per
+    // segment a wo x wo transpose for each wo of the L channels.
     std::vector<Stmt> segs;
-    for (int64_t ow0 = 0;; ow0 += L) {
-      ow0 = std::min<int64_t>(ow0, s.OW - L);
-      std::vector<Expr> px;
-      for (int j = 0; j < L; ++j) {
-        px.push_back(Load::make(vt, oband, Ramp::make((vr * Expr(oband_w) + Expr(ow0 + j)) * Expr(int64_t(L)), Expr(1), L)));
-      }
-      segs.push_back(transpose_lanes(c, px, [&](const std::vector<Expr> &rows) {
-        std::vector<Stmt> st;
-        for (int l = 0; l < L; ++l) {
-          Expr idx = Ramp::make((vb * Expr(s.M) + m0 + Expr(int64_t(l))) * Expr(OHW) + oh * Expr(s.OW) + Expr(ow0), Expr(1), L);
-          Expr v = rows[l];
-          if (e.bias) v = v + scalar(e.bias, l);
-          if (e.residual) v = v + Load::make(vt, e.residual->buf, idx);
-          v = e.act.apply(v);
-          if (e.post_scale) v = v * scalar(e.post_scale, l);
-          if (e.post_shift) v = v + scalar(e.post_shift, l);
-          st.push_back(Store::make(y.buf, v, idx));
+    for (int64_t ow0 = 0;; ow0 += wo) {
+      ow0 = std::min<int64_t>(ow0, s.OW - wo);
+      for (int c1 = 0; c1 < L; c1 += wo) {
+        std::vector<Expr> px;
+        for (int j = 0; j < wo; ++j) {
+          Expr at = (vr * Expr(oband_w) + Expr(ow0 + j)) * Expr(int64_t(L)) + Expr(int64_t(c1));
+          px.push_back(Load::make(wt, oband, Ramp::make(at, Expr(1), wo)));
         }
-        return Block::make(st);
-      }));
-      if (ow0 + L >= s.OW) break;
+        segs.push_back(transpose_lanes(c, px, [&](const std::vector<Expr> &rows) {
+          std::vector<Stmt> st;
+          for (int l = 0; l < wo; ++l) {
+            Expr ch = m0 + Expr(int64_t(c1 + l));
+            Expr idx = Ramp::make((vb * Expr(s.M) + ch) * Expr(OHW) + oh * Expr(s.OW) + Expr(ow0), Expr(1), wo);
+            Expr v = rows[l];
+            if (e.bias) v = v + scalar(e.bias, c1 + l);
+            if (e.residual) v = v + Load::make(wt, e.residual->buf, idx);
+            v = e.act.apply(v);
+            if (e.post_scale) v = v * scalar(e.post_scale, c1 + l);
+            if (e.post_shift) v = v + scalar(e.post_shift, c1 + l);
+            st.push_back(Store::make(y.buf, v, idx));
+          }
+          return Block::make(st);
+        }));
+      }
+      if (ow0 + wo >= s.OW) break;
     }
     Stmt rows = For::make(rn, Expr(0), Expr(int64_t(m)), ForKind::Serial,
                           IfThenElse::make(oh < Expr(s.OH), Block::make(segs)));

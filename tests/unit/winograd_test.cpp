@@ -120,26 +120,32 @@ TEST(Winograd, FewTilesRunTheGemmsTransposed) {
 
 TEST(Winograd, AffineAfterTheActivation) {
   // Conv -> Relu -> per-channel Mul and Add constants (the post-activation affine, inputs 4
-  // and 5 of the WinogradConv) on maps at least a vector wide, whose output rows leave
-  // through the channels-last band and L x L transposes: the affine per channel row.
-  std::mt19937 rng(11);
-  const int c = 16, m = 32, hw = 30;
-  std::string text = "model {opset = 13}\ngraph g(%x: f32[2, 16, 30, 30], %z: f32[2, 32, 30, 30]) {\n";
-  text += "  init %w: f32[32, 16, 3, 3] = " + f32_list(random_f32({m, c, 3, 3}, rng, -0.3f, 0.3f)) + "\n";
-  text += "  init %b: f32[32] = " + f32_list(random_f32({m}, rng)) + "\n";
-  text += "  init %s: f32[32, 1, 1] = " + f32_list(random_f32({m, 1, 1}, rng, 0.5f, 2.0f)) + "\n";
-  text += "  init %t: f32[32, 1, 1] = " + f32_list(random_f32({m, 1, 1}, rng)) + "\n";
-  text += "  %y: ? = Conv(%x, %w, %b) {kernel_shape = [3, 3], pads = [1, 1, 1, 1], strides = [1, 1]}\n";
-  text += "  %r: ? = Add(%y, %z)\n  %a: ? = Relu(%r)\n  %p: ? = Mul(%a, %s)\n  %q: ? = Add(%p, %t)\n  return %q\n}\n";
-  std::map<std::string, Tensor> in = {{"x", random_f32({2, c, hw, hw}, rng, -1, 1)}, {"z", random_f32({2, m, hw, hw}, rng, -1, 1)}};
-  auto ref = compile_at(text, 0)->run(in);
-  for (const char *target : {"native", "x86-64-v3"}) {
-    if (std::string(target) != "native" && Jit::host_features().find("+avx2") == std::string::npos) continue;
-    auto got = compile_at(text, 3, target);
-    bool affine = false;
-    for (auto &n : got->graph().nodes) affine |= n->kind == OpKind::WinogradConv && n->input(4) && n->input(5);
-    EXPECT_TRUE(affine) << target << ": the affine did not fuse into the WinogradConv";
-    expect_close(ref[0], got->run(in)[0], 1e-4, 2e-4, target);
+  // and 5 of the WinogradConv) on maps whose output rows leave through the channels-last
+  // band and in-register transposes: the affine per channel row.
+  // 30x30 (full-vector transposes, a partial last segment) and 14x14 (narrower than an
+  // AVX-512 vector: 8 x 8 transposes per 8 of the 16 channels).
+  for (int hw : {30, 14}) {
+    std::mt19937 rng(11);
+    const int c = 16, m = 32;
+    const std::string dims = std::to_string(hw) + ", " + std::to_string(hw);
+    std::string text = "model {opset = 13}\ngraph g(%x: f32[2, 16, " + dims + "], %z: f32[2, 32, " + dims + "]) {\n";
+    text += "  init %w: f32[32, 16, 3, 3] = " + f32_list(random_f32({m, c, 3, 3}, rng, -0.3f, 0.3f)) + "\n";
+    text += "  init %b: f32[32] = " + f32_list(random_f32({m}, rng)) + "\n";
+    text += "  init %s: f32[32, 1, 1] = " + f32_list(random_f32({m, 1, 1}, rng, 0.5f, 2.0f)) + "\n";
+    text += "  init %t: f32[32, 1, 1] = " + f32_list(random_f32({m, 1, 1}, rng)) + "\n";
+    text += "  %y: ? = Conv(%x, %w, %b) {kernel_shape = [3, 3], pads = [1, 1, 1, 1], strides = [1, 1]}\n";
+    text += "  %r: ? = Add(%y, %z)\n  %a: ? = Relu(%r)\n  %p: ? = Mul(%a, %s)\n  %q: ? = Add(%p, %t)\n  return %q\n}\n";
+    std::map<std::string, Tensor> in = {{"x", random_f32({2, c, hw, hw}, rng, -1, 1)},
+                                        {"z", random_f32({2, m, hw, hw}, rng, -1, 1)}};
+    auto ref = compile_at(text, 0)->run(in);
+    for (const char *target : {"native", "x86-64-v3"}) {
+      if (std::string(target) != "native" && Jit::host_features().find("+avx2") == std::string::npos) continue;
+      auto got = compile_at(text, 3, target);
+      bool affine = false;
+      for (auto &n : got->graph().nodes) affine |= n->kind == OpKind::WinogradConv && n->input(4) && n->input(5);
+      EXPECT_TRUE(affine) << target << ": the affine did not fuse into the WinogradConv";
+      expect_close(ref[0], got->run(in)[0], 1e-4, 2e-4, std::string(target) + " " + dims);
+    }
   }
 }
 
