@@ -1,5 +1,6 @@
 #include "runtime/executor.h"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
@@ -41,6 +42,10 @@ struct GraphRunner::Plan {
   std::map<std::pair<int, size_t>, size_t> slot;  // -> buffer index in plan
   std::vector<size_t> bytes;                      // planned size per buffer
   std::vector<std::unique_ptr<uint8_t, void (*)(void *)>> free_arenas;
+  // Storage of graph outputs handed out by earlier runs (bytes, storage), newest first.
+  // A buffer the caller has dropped (the pool holds its only reference) is the next
+  // run's output of that size: no fresh pages for the kernel to fault in and zero.
+  std::vector<std::pair<size_t, std::shared_ptr<void>>> output_pool;
 };
 
 // Per-run allocation state of a top-level run: the arena in use, or a recording of
@@ -52,6 +57,8 @@ struct GraphRunner::RunState {
   bool record = false;
   std::vector<BufferLife> lives;
   std::vector<std::pair<int, size_t>> slots;
+  // Graph-output storage: taken from the plan's pool at the start, handed out this run.
+  std::vector<std::pair<size_t, std::shared_ptr<void>>> pool, given;
   bool in_arena(const void *p) const {
     return arena && p >= arena && p < arena + plan->plan.arena_bytes;
   }
@@ -337,6 +344,8 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
       }
       state.arena = state.owned.get();
       if (std::getenv("KILN_POISON_ARENA")) std::memset(state.arena, 0xff, state.plan->plan.arena_bytes);
+      state.pool = std::move(state.plan->output_pool);
+      state.plan->output_pool.clear();
     }
   }
   size_t first = 0;
@@ -383,10 +392,19 @@ std::vector<Tensor> GraphRunner::run(const std::vector<Tensor> &inputs, const En
       plan->bytes.push_back(state.lives[i].bytes);
     }
     std::lock_guard<std::mutex> lock(plans_mutex_);
-    plans_.emplace(signature, std::move(plan));
+    auto placed = plans_.emplace(signature, std::move(plan));
+    if (placed.second) placed.first->second->output_pool = std::move(state.given);
   } else if (rs && state.plan) {
     std::lock_guard<std::mutex> lock(plans_mutex_);
     state.plan->free_arenas.push_back(std::move(state.owned));
+    // This run's outputs first (the caller's next run may still hold them: the one after
+    // reuses them), then the older buffers, a bounded number per graph output.
+    auto &pool = state.plan->output_pool;
+    for (auto *older : {&pool, &state.pool}) {
+      for (auto &e : *older) state.given.push_back(std::move(e));
+    }
+    if (state.given.size() > 2 * g_.outputs.size()) state.given.resize(2 * g_.outputs.size());
+    pool = std::move(state.given);
   }
   return outs;
 }
@@ -421,9 +439,10 @@ void run_sample_gather(RuntimeKernelContext &c) {
 
 Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const {
   const Value *v = s.node->outputs[out];
-  if (!rs || graph_outputs_.count(v) || dtype == DType::String) return Tensor(dtype, std::move(shape));
-  int step = s.index;
+  if (!rs || dtype == DType::String) return Tensor(dtype, std::move(shape));
   size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (graph_outputs_.count(v)) return recycled_output(*rs, dtype, std::move(shape), bytes);
+  int step = s.index;
   if (rs->record) {
     auto lu = last_use_.find(v);
     rs->lives.push_back({bytes, step, lu == last_use_.end() ? step : static_cast<int>(lu->second)});
@@ -435,6 +454,22 @@ Tensor GraphRunner::alloc_output(RunState *rs, const Step &s, size_t out, DType 
     }
   }
   return Tensor(dtype, std::move(shape));
+}
+
+Tensor GraphRunner::recycled_output(RunState &rs, DType dtype, std::vector<int64_t> shape, size_t bytes) const {
+  for (auto it = rs.pool.begin(); it != rs.pool.end(); ++it) {
+    if (it->first != bytes || it->second.use_count() != 1) continue;
+    // The caller's last reference is gone: its reads of the buffer come before our writes.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    Tensor t = Tensor::over(dtype, std::move(shape), std::move(it->second));
+    rs.pool.erase(it);
+    if (std::getenv("KILN_POISON_ARENA")) std::memset(t.data(), 0xff, bytes);
+    rs.given.emplace_back(bytes, t.storage());
+    return t;
+  }
+  Tensor t(dtype, std::move(shape));
+  if (t.storage()) rs.given.emplace_back(bytes, t.storage());
+  return t;
 }
 
 void GraphRunner::run_step(const Step &s, Env &env, RunState *rs) const {

@@ -93,6 +93,9 @@ class GraphRunner {
   std::optional<std::vector<std::tuple<int, size_t, BufferLife>>> planned_slots() const;
   void run_step(const Step &s, Env &env, RunState *rs) const;
   Tensor alloc_output(RunState *rs, const Step &s, size_t out, DType dtype, std::vector<int64_t> shape) const;
+  // A graph output's storage: a buffer of `bytes` from an earlier run that the caller has
+  // dropped, else a new one; either way remembered for the runs after this one.
+  Tensor recycled_output(RunState &rs, DType dtype, std::vector<int64_t> shape, size_t bytes) const;
   void run_kernel(const Step &s, const std::vector<const Tensor *> &ins, std::vector<Tensor> &outs) const;
   void run_control(const Step &s, Env &env) const;
 

@@ -66,6 +66,16 @@ Tensor Tensor::borrow(DType dtype, std::vector<int64_t> shape, void *data) {
   return t;
 }
 
+Tensor Tensor::over(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> storage) {
+  internal_assert(storage && dtype != DType::String) << "Tensor::over needs numeric storage";
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.data_ = storage.get();
+  t.storage_ = std::move(storage);
+  return t;
+}
+
 Tensor Tensor::clone() const {
   Tensor t(dtype_, shape_);
   if (dtype_ == DType::String) {

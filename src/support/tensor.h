@@ -21,6 +21,8 @@ class Tensor {
   Tensor(DType dtype, std::vector<int64_t> shape);
   // Wraps memory owned by the caller; the caller keeps it alive.
   static Tensor borrow(DType dtype, std::vector<int64_t> shape, void *data);
+  // Shares `storage` (at least nbytes, 64-byte aligned; its contents are kept as they are).
+  static Tensor over(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> storage);
 
   DType dtype() const { return dtype_; }
   const std::vector<int64_t> &shape() const { return shape_; }
@@ -38,6 +40,9 @@ class Tensor {
 
   std::vector<std::string> &strings() { return *strings_; }
   const std::vector<std::string> &strings() const { return *strings_; }
+
+  // The owned storage (null for borrowed and string tensors); shared by copies.
+  const std::shared_ptr<void> &storage() const { return storage_; }
 
   Tensor clone() const;
   // Same storage, new shape with the same element count.
