@@ -276,7 +276,9 @@ TEST(MemoryPlan, GraphOutputBuffersAreRecycledOnceDropped) {
     std::vector<std::vector<Tensor>> held;
     for (int k = 0; k < 6; ++k) held.push_back(model->run(in[k % 3]));
     for (int k = 0; k < 6; ++k) {
-      for (size_t o = 0; o < 2; ++o) expect_close(want[k % 3][o], held[k][o], 1e-5, 1e-6, "held run " + std::to_string(k));
+      for (size_t o = 0; o < 2; ++o) {
+        expect_close(want[k % 3][o], held[k][o], 1e-5, 1e-6, "held run " + std::to_string(k));
+      }
     }
     // Dropped: the next run reuses the buffers and still computes every element.
     const void *y = held.back()[0].data(), *z = held.back()[1].data();
